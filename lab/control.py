@@ -1,0 +1,133 @@
+"""The lab's commands: install, up, down, status, reload.
+
+``up`` is idempotent: it renders every service's configuration for the requested faults and
+(re)starts only what changed or is not running; services a fault wants down are stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+from lab import faults as fault_catalogue
+from lab import paths, pki, secrets
+from lab.ports import ALL as PORTS
+from lab.process import LabError, port_open, run
+from lab.services import LabContext, Service, selected
+
+PACKAGES = (
+    "postfix", "dovecot-imapd", "dovecot-lmtpd", "dovecot-submissiond", "postgresql",
+    "redis-server", "nginx", "prometheus", "prometheus-alertmanager", "testssl.sh", "swaks",
+)
+
+
+def missing_packages() -> list[str]:
+    missing = []
+    for package in PACKAGES:
+        result = run(["dpkg-query", "-W", "-f=${Status}", package], check=False)
+        if "install ok installed" not in result.stdout:
+            missing.append(package)
+    return missing
+
+
+def install() -> str:
+    """apt-get install the daemons the lab needs (root only); services are not started."""
+    missing = missing_packages()
+    if not missing:
+        return "all lab packages are installed"
+    if os.geteuid() != 0:
+        raise LabError(f"missing packages {' '.join(missing)}: run `sudo python -m lab install`")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-qq"], timeout=600, env=env)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], timeout=1200,
+        env=env)
+    return f"installed {' '.join(missing)}"
+
+
+def _save_state(faults: frozenset[str], only: list[str] | None) -> None:
+    path = paths.state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"faults": sorted(faults), "only": only,
+                                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+
+
+def current_state() -> dict:
+    try:
+        return json.loads(paths.state_file().read_text())
+    except (OSError, ValueError):
+        return {"faults": [], "only": None}
+
+
+def _check_ports_free(service: Service) -> None:
+    """A port held by someone else is a clear error naming it (never a silent clash)."""
+    for role, port in service.ports.items():
+        if port_open(port):
+            raise LabError(f"port {port} ({role}) is already in use by another process; "
+                           f"free it or stop that process before `python -m lab up`")
+
+
+def up(faults: list[str] | None = None, only: list[str] | None = None) -> list[str]:
+    """Start the lab (optionally broken); returns one line per service."""
+    active = fault_catalogue.validate(faults or [])
+    if shutil.which("postconf") is None and not only:
+        raise LabError("lab packages are not installed: run `python -m lab install` first")
+    ctx = LabContext(faults=active, secrets=secrets.ensure())
+    pki.ensure()
+    lines = []
+    for service in selected(only):
+        changed = service.configure(ctx)
+        running = service.is_running()
+        if not service.wanted(ctx):
+            if running:
+                service.stop()
+            lines.append(f"{service.name}: stopped (fault)")
+            continue
+        if running and not changed:
+            lines.append(f"{service.name}: up")
+            continue
+        if running:
+            service.stop()
+        else:
+            _check_ports_free(service)
+        service.start(ctx)
+        lines.append(f"{service.name}: {'restarted' if running else 'started'}")
+    _save_state(active, only)
+    return lines
+
+
+def down() -> list[str]:
+    lines = []
+    for service in reversed(selected()):
+        if service.is_running():
+            service.stop()
+            lines.append(f"{service.name}: stopped")
+    try:
+        paths.state_file().unlink()
+    except FileNotFoundError:
+        pass
+    return lines or ["lab: nothing was running"]
+
+
+def reload() -> list[str]:
+    """Apply the live files under .lab/ as edited by the operator (no re-rendering)."""
+    lines = []
+    for service in selected(current_state().get("only")):
+        if service.is_running():
+            service.reload()
+            lines.append(f"{service.name}: reloaded")
+    return lines
+
+
+def status() -> list[str]:
+    lines = []
+    for service in selected():
+        ports = service.port_status()
+        state = "up" if service.is_running() and all(ports.values()) else (
+            "partial" if service.is_running() else "down")
+        detail = ", ".join(f"{role} {PORTS.get(role, service.ports[role])} "
+                           f"{'open' if ok else 'closed'}" for role, ok in ports.items())
+        lines.append(f"{service.name:<13}{state:<8}{detail}")
+    faults = current_state().get("faults") or []
+    lines.append(f"faults: {', '.join(faults) if faults else 'none'}")
+    return lines
