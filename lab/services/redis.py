@@ -1,0 +1,89 @@
+"""Redis: the API's token store, password-protected, with RDB snapshots a backup can copy.
+
+It runs in the foreground as the ``redis`` system user (as Debian's unit does), so the lab
+knows its pid directly. Persistence is RDB only (``dump.rdb`` under ``.lab/redis/data``):
+the seed's backup copies that snapshot after a ``SAVE``/``BGSAVE`` and its rollback puts it
+back, so ``appendonly`` stays off to keep one file the whole truth.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from lab import identity, ports
+from lab.process import LabError, log_tail, read_pid, spawn, terminate, wait_port, write_if_changed
+from lab.services.base import LabContext, Service
+
+OS_USER = "redis"
+START_TIMEOUT = 15
+
+
+class Redis(Service):
+    name = "redis"
+    ports = {"redis": ports.REDIS}
+    packages = ("redis-server",)
+    commands = ("redis-server",)
+
+    @property
+    def conf(self) -> Path:
+        return self.dir / "redis.conf"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "redis.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "redis.log"
+
+    def wanted(self, ctx: LabContext) -> bool:
+        return not ctx.has("redis-down")
+
+    def configure(self, ctx: LabContext) -> bool:
+        password = ("" if ctx.has("redis-no-password")
+                    else f"requirepass {ctx.secrets[identity.REDIS_PASSWORD_ENV]}\n")
+        content = f"""\
+# Rendered by `python -m lab up`; edit and run `python -m lab reload` (restarts Redis).
+bind {ports.HOST}
+port {ports.REDIS}
+protected-mode yes
+daemonize no
+logfile ""
+dir {self.dir / "data"}
+dbfilename dump.rdb
+# RDB snapshots: after 15 min if 1 change, 5 min if 10, 1 min if 10000 (Redis defaults).
+save 900 1 300 10 60 10000
+stop-writes-on-bgsave-error yes
+appendonly no
+{password}"""
+        # The file holds the password: readable by the redis user only.
+        changed = write_if_changed(self.conf, content, 0o600)
+        shutil.chown(self.conf, OS_USER, OS_USER)
+        return changed
+
+    def start(self, ctx: LabContext) -> None:
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        shutil.chown(data, OS_USER, OS_USER)
+        os.chmod(data, 0o750)
+        spawn(["redis-server", str(self.conf)], self.log, self.pidfile, user=OS_USER,
+              cwd=data)
+        if not wait_port(ports.REDIS, START_TIMEOUT):
+            self.stop()
+            raise LabError(f"redis did not open port {ports.REDIS}: {log_tail(self.log)}")
+
+    def stop(self) -> None:
+        # SIGTERM makes Redis write a final snapshot before it exits.
+        pid = read_pid(self.pidfile)
+        if pid is not None:
+            terminate(pid, timeout=START_TIMEOUT)
+        self.pidfile.unlink(missing_ok=True)
+
+    def reload(self) -> None:
+        """Redis cannot re-read its file: apply it with a restart (the snapshot survives)."""
+        self.stop()
+        self.start(LabContext())
+
+    def is_running(self) -> bool:
+        return read_pid(self.pidfile) is not None

@@ -1,0 +1,49 @@
+"""The mssante-check pytest plugin: one module per concern.
+
+- :mod:`plugins.run` — run identity and evidence folder, shared with xdist workers
+- :mod:`plugins.environments` — ``--env``: the environment profile (:mod:`plugins.profile`)
+- :mod:`plugins.requirements` — requirement catalogue and ``@pytest.mark.requirement``
+- :mod:`plugins.outcomes` — warnings, measurements, ``wait_until``
+- :mod:`plugins.reporting` — results JSON, markdown summary, JUnit/HTML defaults, redaction
+- :mod:`plugins.targets` — thin client fixtures over the profile's targets
+- :mod:`plugins.endpoints` — the profile's TLS endpoints and ``tls_endpoint`` parametrisation
+
+``pytest_configure`` is centralised here because the order matters: the run identity first,
+then the profile (a bad one stops the run), the catalogue, and the report writers last.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from plugins import environments, redaction, reporting, requirements, run
+
+pytest_plugins = [
+    "plugins.run",
+    "plugins.environments",
+    "plugins.requirements",
+    "plugins.outcomes",
+    "plugins.reporting",
+    "plugins.targets",
+    "plugins.endpoints",
+]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "service(*names): platform services this test exercises")
+    run.configure(config)
+    environments.configure(config)
+    requirements.configure(config)
+    reporting.configure(config)
+    _redact_logging(config)
+
+
+def _redact_logging(config: pytest.Config) -> None:
+    """Filter secrets out of every handler pytest's logging plugin writes through."""
+    plugin = config.pluginmanager.get_plugin("logging-plugin")
+    handlers = [getattr(plugin, name, None) for name in
+                ("caplog_handler", "report_handler", "log_file_handler", "log_cli_handler")]
+    for handler in [h for h in handlers if isinstance(h, logging.Handler)]:
+        handler.addFilter(redaction.RedactingFilter())

@@ -1,0 +1,81 @@
+"""``--env NAME|PATH``: the environment profile every suite runs against.
+
+The profile is loaded in ``pytest_configure`` so a bad profile stops the run with one line
+before collection. Settings precedence follows pytest-django: CLI > environment variable
+(``MSSANTE_ENV``) > nothing (an explicit choice is required: there is no silent default
+against a platform).
+"""
+from __future__ import annotations
+
+import os
+import pytest
+
+from plugins import profile as profiles
+from plugins.profile import Profile, ProfileError, Section
+
+PROFILE_KEY = pytest.StashKey[Profile]()
+ORIGIN_KEY = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mssante", "mssante-check")
+    group.addoption("--env", dest="mssante_env", metavar="NAME|PATH", default=None,
+                    help="environment profile: a name in fixtures/environments/ or a .toml path "
+                         "(default: $MSSANTE_ENV)")
+    group.addoption("--strict-warnings", dest="mssante_strict_warnings", action="store_true",
+                    help="turn warnings (e.g. certificate under 30 days) into failures")
+
+
+def _needs_profile(config: pytest.Config) -> bool:
+    """Suites need a profile; the suite's own tests (tests/) do not."""
+    args = [a for a in config.args if not a.startswith("-")]
+    return any("suites" in os.path.normpath(str(a)).split(os.sep) for a in args) or not args
+
+
+def configure(config: pytest.Config) -> None:
+    name = config.getoption("mssante_env")
+    origin = "command line (--env)"
+    if not name and os.environ.get("MSSANTE_ENV"):
+        name, origin = os.environ["MSSANTE_ENV"], "environment (MSSANTE_ENV)"
+    if not name:
+        if _needs_profile(config):
+            raise pytest.UsageError(
+                f"no environment: pass --env NAME (one of {', '.join(profiles.available())}) "
+                "or set MSSANTE_ENV")
+        return
+    try:
+        config.stash[PROFILE_KEY] = profiles.load(name)
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[ORIGIN_KEY] = origin
+
+
+def get_profile(config: pytest.Config) -> Profile | None:
+    return config.stash.get(PROFILE_KEY, None)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    profile = get_profile(config)
+    if profile is None:
+        return []
+    return [f"mssante environment: {profile.name} ({profile.kind}) from {profile.path} "
+            f"[{config.stash[ORIGIN_KEY]}]"]
+
+
+@pytest.fixture(scope="session")
+def env_profile(pytestconfig: pytest.Config) -> Profile:
+    """The loaded profile (tests under suites/ always have one)."""
+    profile = get_profile(pytestconfig)
+    if profile is None:
+        pytest.skip("no --env given")
+    return profile
+
+
+@pytest.fixture(scope="session")
+def target(env_profile: Profile):
+    """``target("smtp.submission")`` → the section, or skip "not configured in <env>"."""
+
+    def get(name: str) -> Section:
+        return env_profile.section(name)
+
+    return get

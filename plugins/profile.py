@@ -1,0 +1,238 @@
+"""Environment profiles: ``fixtures/environments/NAME.toml`` parsed and validated up front.
+
+A profile names targets, trust anchors, thresholds and the *names* of the environment
+variables holding secrets — never the secrets. Any problem is one :class:`ProfileError` line
+naming the file and the key, raised before a single test runs.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugins import redaction
+
+ENV_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "environments"
+
+# section -> {key: expected type}; keys listed in REQUIRED must be present when the section is.
+SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "environment": {"name": str, "description": str, "kind": str, "env_file": str,
+                    "domains": list, "required_env": list, "allow_outbound": bool},
+    "trust": {"anchors": str, "forbidden_anchors": str},
+    "policy": {"tls": str},
+    "thresholds": {"cert_fail_days": int, "cert_warn_days": int, "disk_free_gb": (int, float),
+                   "delivery_deadline_s": (int, float), "whitelist_max_age_h": (int, float),
+                   "http_timeout_s": (int, float), "connect_timeout_s": (int, float)},
+    "api": {"url": str, "health_path": str, "ca_file": str, "admin_email": str,
+            "admin_password_env": str},
+    "frontend": {"url": str, "ca_file": str, "expect_text": str},
+    "smtp.submission": {"host": str, "port": int, "tls": str, "ca_file": str},
+    "smtp.mx": {"host": str, "port": int, "tls": str, "ca_file": str, "peer_domain": str,
+                "peer_cert": str, "peer_key": str, "rogue_domain": str, "rogue_cert": str,
+                "rogue_key": str, "foreign_cert": str, "foreign_key": str, "whitelist": str},
+    "imap": {"host": str, "port": int, "tls": str, "ca_file": str},
+    "imaps": {"host": str, "port": int, "tls": str, "ca_file": str},
+    "postgres": {"host": str, "port": int, "dbname": str, "user": str, "password_env": str},
+    "redis": {"host": str, "port": int, "password_env": str},
+    "prometheus": {"url": str, "expected_rules": list},
+    "alertmanager": {"url": str},
+    "grafana": {"url": str},
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "environment": ("name", "kind"),
+    "api": ("url",),
+    "frontend": ("url",),
+    "smtp.submission": ("host", "port"),
+    "smtp.mx": ("host", "port"),
+    "imap": ("host", "port"),
+    "imaps": ("host", "port"),
+    "postgres": ("host", "port", "dbname", "user"),
+    "redis": ("host", "port"),
+    "prometheus": ("url",),
+    "alertmanager": ("url",),
+    "grafana": ("url",),
+}
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "cert_fail_days": 7, "cert_warn_days": 30, "disk_free_gb": 50, "delivery_deadline_s": 60,
+    "whitelist_max_age_h": 24, "http_timeout_s": 10, "connect_timeout_s": 10,
+}
+KINDS = ("test", "production")
+
+
+class ProfileError(Exception):
+    """A profile cannot be used; str() is one line naming the file and the key."""
+
+
+class NotConfigured(pytest.skip.Exception):
+    """The profile does not declare a target a check needs.
+
+    It *is* a pytest skip, so raising it anywhere in a test or fixture reports the check as
+    skipped with "not configured in <env>" — never as passed.
+    """
+
+    def __init__(self, env: str, what: str) -> None:
+        super().__init__(f"not configured in {env}: {what}")
+
+
+@dataclass
+class Section:
+    """One table of the profile, with paths resolved against the profile's folder."""
+
+    profile: "Profile"
+    name: str
+    data: dict[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.data:
+            raise NotConfigured(self.profile.name, f"[{self.name}] {key}")
+        return self.data[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def path(self, key: str) -> Path | None:
+        """A file named by the profile, relative to the profile's folder."""
+        value = self.data.get(key)
+        return None if value is None else (self.profile.path.parent / value).resolve()
+
+    def secret(self, key: str) -> str:
+        """The value of the environment variable named by ``<key>_env``; registered for redaction.
+
+        A declared but unset variable raises: the check cannot run (an *error*, not a pass).
+        """
+        var = self.data.get(f"{key}_env")
+        if var is None:
+            raise NotConfigured(self.profile.name, f"[{self.name}] {key}_env")
+        value = self.profile.lookup_env(var)
+        if not value:
+            raise RuntimeError(f"environment variable {var} (named by [{self.name}] {key}_env in "
+                               f"{self.profile.path.name}) is not set")
+        redaction.register(value)
+        return value
+
+
+@dataclass
+class Profile:
+    path: Path
+    data: dict[str, Any]
+    env_file_values: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.data["environment"]["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.data["environment"]["kind"]
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.data["environment"].get("domains", []))
+
+    def has(self, name: str) -> bool:
+        return _lookup(self.data, name) is not None
+
+    def section(self, name: str) -> Section:
+        """The section, or NotConfigured (the caller's test is skipped as not configured)."""
+        data = _lookup(self.data, name)
+        if data is None:
+            raise NotConfigured(self.name, f"[{name}]")
+        return Section(self, name, data)
+
+    def threshold(self, key: str) -> float:
+        return self.data.get("thresholds", {}).get(key, DEFAULT_THRESHOLDS[key])
+
+    def lookup_env(self, var: str) -> str | None:
+        """Environment first, then the profile's env_file (environment wins)."""
+        return os.environ.get(var) or self.env_file_values.get(var)
+
+    def path_of(self, section: str, key: str) -> Path | None:
+        data = _lookup(self.data, section) or {}
+        value = data.get(key)
+        return None if value is None else (self.path.parent / value).resolve()
+
+
+def _lookup(data: dict[str, Any], dotted: str) -> dict[str, Any] | None:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, dict) else None
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """``lab`` → fixtures/environments/lab.toml; anything ending in .toml is a path."""
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        return Path(name_or_path).resolve()
+    return ENV_DIR / f"{name_or_path}.toml"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in ENV_DIR.glob("*.toml"))
+
+
+def load(name_or_path: str) -> Profile:
+    """Load and validate a profile; every problem is a ProfileError naming file and key."""
+    path = resolve_path(name_or_path)
+    if not path.is_file():
+        known = ", ".join(available())
+        raise ProfileError(f"environment '{name_or_path}': no profile file {path} "
+                           f"(known environments: {known})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: malformed TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text") from exc
+    _validate(path, data)
+    profile = Profile(path=path, data=data)
+    env_file = data["environment"].get("env_file")
+    if env_file:
+        env_path = (path.parent / env_file).resolve()
+        if env_path.is_file():
+            from lab.secrets import parse_env_file
+
+            profile.env_file_values = parse_env_file(env_path)
+    return profile
+
+
+def _validate(path: Path, data: dict[str, Any]) -> None:
+    if "environment" not in data:
+        raise ProfileError(f"{path}: missing table [environment]")
+    for section, keys in SCHEMA.items():
+        table = _lookup(data, section)
+        if table is None:
+            continue
+        for key in REQUIRED.get(section, ()):
+            if key not in table:
+                raise ProfileError(f"{path}: [{section}] missing key '{key}'")
+        for key, expected in keys.items():
+            if key in table and not isinstance(table[key], expected):
+                wanted = getattr(expected, "__name__", None) or "/".join(t.__name__ for t in expected)
+                raise ProfileError(f"{path}: [{section}] key '{key}' must be {wanted}, "
+                                   f"got {type(table[key]).__name__}")
+        for key, value in table.items():
+            if key not in keys and not isinstance(value, dict) and not isinstance(value, list):
+                raise ProfileError(f"{path}: [{section}] unknown key '{key}'")
+    kind = data["environment"]["kind"]
+    if kind not in KINDS:
+        raise ProfileError(f"{path}: [environment] key 'kind' must be one of {', '.join(KINDS)}, "
+                           f"got '{kind}'")
+    for index, mailbox in enumerate(data.get("mailboxes", [])):
+        for key in ("address", "password_env"):
+            if key not in mailbox:
+                raise ProfileError(f"{path}: [[mailboxes]] #{index + 1} missing key '{key}'")
+    for key, value in data.items():
+        if key.endswith(("password", "secret", "token")) or (
+                isinstance(value, dict) and any(k.endswith(("password", "secret", "token"))
+                                                for k in value)):
+            raise ProfileError(f"{path}: secrets must not be written in a profile "
+                               f"(use '<key>_env' naming an environment variable) near '{key}'")

@@ -1,0 +1,188 @@
+"""Report writers: results JSON, markdown summary, and defaults for JUnit XML and HTML.
+
+Writers run on the controller only (no ``workerinput``): under pytest-xdist every worker's
+reports arrive through ``pytest_runtest_logreport`` on the controller and are merged there.
+Each test's result is appended to ``results.jsonl`` as it completes so a crash leaves a
+partial record; the summary is written at the end.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import platform
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from plugins import environments, redaction, run
+from plugins.results import TestResult, counts, merge
+from plugins.summary_md import render, verdict
+
+# Exceptions meaning "the check could not run" (target unreachable, timed out): reported as
+# *error*, distinct from a failed check (DESIGN §7).
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError, TimeoutError, socket.timeout, httpx.TransportError,
+    redis.ConnectionError, psycopg.OperationalError)
+COLLECTOR_KEY = pytest.StashKey["Collector"]()
+TOOLS = ("pytest", "pytest-xdist", "pytest-html", "sslyze", "cryptography", "httpx",
+         "psycopg", "redis", "imapclient", "locust")
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def _git_commit(cwd: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True,
+                               text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + (" (modified)" if dirty else "") if out.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def tool_versions() -> str:
+    versions = [f"python {platform.python_version()}"]
+    for name in TOOLS:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(versions)
+
+
+class Collector:
+    """Controller-side merge of every test's phases into one TestResult."""
+
+    def __init__(self, config: pytest.Config, out_dir: Path) -> None:
+        self.config = config
+        self.out_dir = out_dir
+        self.results: dict[str, TestResult] = {}
+        self.facts: dict[str, str] = {}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.partial = out_dir / "results.jsonl"
+        self.partial.write_text("")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        result = self.results.setdefault(report.nodeid, TestResult(report.nodeid))
+        merge(result, report.when, report.outcome, report.longrepr, report.duration,
+              list(report.user_properties))
+        for name, value in report.user_properties:
+            if name == "fact":
+                key, _, fact = str(value).partition("=")
+                self.facts[key] = fact
+        if report.when == "teardown":
+            with self.partial.open("a") as handle:
+                handle.write(redaction.redact(json.dumps(result.to_dict())) + "\n")
+
+    def metadata(self) -> dict[str, Any]:
+        profile = environments.get_profile(self.config)
+        info = self.config.stash[run.RUN_KEY]
+        return {
+            "environment": f"{profile.name} ({profile.kind})" if profile else "none",
+            "profile": str(profile.path) if profile else "",
+            "run_id": info.run_id,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.started)),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "user": getpass.getuser(),
+            "command": "pytest " + " ".join(self.config.invocation_params.args),
+            "suite_commit": _git_commit(Path(__file__).resolve().parent.parent),
+            "tools": tool_versions(),
+            "reports_dir": str(self.out_dir),
+            **self.facts,
+        }
+
+    def write(self) -> None:
+        results = list(self.results.values())
+        meta = self.metadata()
+        payload = {"metadata": meta, "verdict": verdict(results), "counts": counts(results),
+                   "results": [r.to_dict() for r in results]}
+        (self.out_dir / "results.json").write_text(
+            redaction.redact(json.dumps(payload, indent=2, ensure_ascii=False)))
+        (self.out_dir / "summary.md").write_text(render(meta, results))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.write()
+        latest = self.out_dir.parent / "latest"
+        try:
+            if latest.is_symlink() or latest.exists():
+                latest.unlink()
+            latest.symlink_to(self.out_dir.name)
+        except OSError:
+            pass
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        totals = counts(list(self.results.values()))
+        terminalreporter.write_sep("-", "mssante-check")
+        terminalreporter.write_line(
+            "outcomes: " + ", ".join(f"{n} {k}" for k, n in totals.items() if n))
+        terminalreporter.write_line(f"reports: {self.out_dir}/ (summary.md, results.json, "
+                                    "junit.xml, report.html)")
+
+
+def configure(config: pytest.Config) -> None:
+    """Default JUnit/HTML paths into the run folder before those plugins read them."""
+    profile = environments.get_profile(config)
+    if profile is None or not _is_controller(config) or config.option.collectonly:
+        return
+    info = config.stash[run.RUN_KEY]
+    out_dir = run.reports_dir(config) / "runs" / f"{info.run_id}-{profile.name}"
+    if not getattr(config.option, "xmlpath", None):
+        config.option.xmlpath = str(out_dir / "junit.xml")
+    if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
+        config.option.htmlpath = str(out_dir / "report.html")
+        config.option.self_contained_html = True
+    collector = Collector(config, out_dir)
+    config.stash[COLLECTOR_KEY] = collector
+    config.pluginmanager.register(collector, "mssante-collector")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    """Redact secrets from failure text and captured output before any report sees them."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "call" and call.excinfo is not None and isinstance(
+            call.excinfo.value, UNREACHABLE):
+        item.user_properties.append(("could_not_run", redaction.redact(
+            f"{type(call.excinfo.value).__name__}: {call.excinfo.value}")))
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        clean = redaction.redact(text)
+        if clean != text:
+            report.longrepr = clean
+    report.sections = [(title, redaction.redact(body)) for title, body in report.sections]
+    for marker in item.iter_markers("service"):
+        for name in marker.args:
+            if ("service", name) not in item.user_properties:
+                item.user_properties.append(("service", name))
+    report.user_properties = list(item.user_properties)
+
+
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(2, "<th>Requirements</th>")
+
+
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    ids = [v for k, v in getattr(report, "user_properties", []) if k == "requirement"]
+    cells.insert(2, f"<td>{', '.join(ids)}</td>")
+
+
+def pytest_html_report_title(report: Any) -> None:
+    report.title = "mssante-check report"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"mssante-check run {config.stash[run.RUN_KEY].run_id} on {sys.platform}"

@@ -1,0 +1,72 @@
+"""Smoke: each service speaks its protocol within seconds (the seed's smoke tests, for real).
+
+Not a port probe: the API must answer JSON, SMTP must greet and complete a STARTTLS handshake,
+IMAP must list capabilities and complete STARTTLS, PostgreSQL must run a query, Redis must
+answer PING after authenticating.
+"""
+from __future__ import annotations
+
+import psycopg
+import pytest
+import redis
+
+from probes import smtp
+from probes.imap import ImapSession
+from probes.tlsctx import client_context
+
+pytestmark = pytest.mark.requirement("SEED-SMOKE")
+
+
+@pytest.mark.service("api")
+def test_api_health_answers_json(api):
+    response = api.get("/health")
+    assert response.headers.get("content-type", "").startswith("application/json"), (
+        f"/health answered {response.status_code} with {response.headers.get('content-type')}")
+    assert "status" in response.json(), "/health JSON has no 'status'"
+
+
+@pytest.mark.service("smtp-submission")
+def test_smtp_banner_ehlo_starttls(target, timeouts, evidence_path, record):
+    section = target("smtp.submission")
+    session = smtp.connect(section["host"], section["port"], timeouts["connect"],
+                           "smoke-smtp-submission")
+    try:
+        features = smtp.ehlo_features(session)
+        assert "starttls" in features, "submission port does not offer STARTTLS"
+        smtp.starttls(session, client_context(section.path("ca_file")))
+    finally:
+        smtp.close(session)
+        record.evidence(session.transcript.save(evidence_path / "transcripts").name)
+
+
+@pytest.mark.service("imap")
+def test_imap_capability_starttls(target, timeouts):
+    section = target("imap")
+    session = ImapSession(section["host"], section["port"], timeouts["connect"], "smoke-imap")
+    try:
+        assert "STARTTLS" in session.capabilities(), "IMAP does not offer STARTTLS"
+        session.starttls(client_context(section.path("ca_file")))
+    finally:
+        session.close()
+
+
+@pytest.mark.service("postgres")
+def test_postgres_select_1(target, timeouts):
+    section = target("postgres")
+    with psycopg.connect(host=section["host"], port=section["port"], dbname=section["dbname"],
+                         user=section["user"], password=section.secret("password"),
+                         connect_timeout=int(timeouts["connect"])) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.service("redis")
+def test_redis_ping_with_auth(target, timeouts):
+    section = target("redis")
+    client = redis.Redis(host=section["host"], port=section["port"],
+                         password=section.secret("password"),
+                         socket_timeout=timeouts["connect"],
+                         socket_connect_timeout=timeouts["connect"])
+    try:
+        assert client.ping() is True
+    finally:
+        client.close()
