@@ -207,6 +207,9 @@ def load(name_or_path: str) -> Profile:
 def _validate(path: Path, data: dict[str, Any]) -> None:
     if "environment" not in data:
         raise ProfileError(f"{path}: missing table [environment]")
+    for dotted in _secret_like_keys(data):
+        raise ProfileError(f"{path}: secrets must not be written in a profile: '{dotted}' "
+                           f"(use '<key>_env' naming an environment variable)")
     for section, keys in SCHEMA.items():
         table = _lookup(data, section)
         if table is None:
@@ -230,9 +233,15 @@ def _validate(path: Path, data: dict[str, Any]) -> None:
         for key in ("address", "password_env"):
             if key not in mailbox:
                 raise ProfileError(f"{path}: [[mailboxes]] #{index + 1} missing key '{key}'")
-    for key, value in data.items():
-        if key.endswith(("password", "secret", "token")) or (
-                isinstance(value, dict) and any(k.endswith(("password", "secret", "token"))
-                                                for k in value)):
-            raise ProfileError(f"{path}: secrets must not be written in a profile "
-                               f"(use '<key>_env' naming an environment variable) near '{key}'")
+
+
+def _secret_like_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted names of keys that look like an inline secret, at any depth."""
+    found: list[str] = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        dotted = f"{prefix}{key}"
+        if isinstance(key, str) and key.endswith(("password", "secret", "token")):
+            found.append(dotted)
+        found += _secret_like_keys(value, dotted + ".")
+    return found

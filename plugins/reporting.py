@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from plugins import environments, redaction, run
-from plugins.results import TestResult, counts, merge
+from plugins.results import CheckResult, counts, merge
 from plugins.summary_md import render, verdict
 
 # Exceptions meaning "the check could not run" (target unreachable, timed out): reported as
@@ -63,19 +63,19 @@ def tool_versions() -> str:
 
 
 class Collector:
-    """Controller-side merge of every test's phases into one TestResult."""
+    """Controller-side merge of every test's phases into one CheckResult."""
 
     def __init__(self, config: pytest.Config, out_dir: Path) -> None:
         self.config = config
         self.out_dir = out_dir
-        self.results: dict[str, TestResult] = {}
+        self.results: dict[str, CheckResult] = {}
         self.facts: dict[str, str] = {}
         out_dir.mkdir(parents=True, exist_ok=True)
         self.partial = out_dir / "results.jsonl"
         self.partial.write_text("")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        result = self.results.setdefault(report.nodeid, TestResult(report.nodeid))
+        result = self.results.setdefault(report.nodeid, CheckResult(report.nodeid))
         merge(result, report.when, report.outcome, report.longrepr, report.duration,
               list(report.user_properties))
         for name, value in report.user_properties:

@@ -14,7 +14,7 @@ OUTCOMES = ("passed", "warning", "waived", "failed", "error", "skipped")
 
 
 @dataclass
-class TestResult:
+class CheckResult:
     nodeid: str
     outcome: str = "passed"
     requirements: list[str] = field(default_factory=list)
@@ -43,7 +43,7 @@ def short_message(longrepr: Any) -> str:
     return lines[0][:500] if lines else ""
 
 
-def merge(result: TestResult, when: str, outcome: str, longrepr: Any, duration: float,
+def merge(result: CheckResult, when: str, outcome: str, longrepr: Any, duration: float,
           properties: list[tuple[str, Any]]) -> None:
     """Fold one phase (setup/call/teardown) of a test's report into its result."""
     result.duration_s += duration
@@ -78,5 +78,5 @@ def merge(result: TestResult, when: str, outcome: str, longrepr: Any, duration: 
         result.outcome = "waived"
 
 
-def counts(results: list[TestResult]) -> dict[str, int]:
+def counts(results: list[CheckResult]) -> dict[str, int]:
     return {name: sum(1 for r in results if r.outcome == name) for name in OUTCOMES}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from plugins.redaction import redact
-from plugins.results import TestResult, counts
+from plugins.results import CheckResult, counts
 
 ICONS = {"passed": "✅ passed", "warning": "⚠️ warning", "waived": "📝 waived",
          "failed": "❌ failed", "error": "💥 error", "skipped": "⏭️ skipped"}
@@ -18,7 +18,7 @@ def _cell(text: str) -> str:
     return redact(text).replace("|", "\\|").replace("\n", " ")
 
 
-def verdict(results: list[TestResult]) -> str:
+def verdict(results: list[CheckResult]) -> str:
     total = counts(results)
     if total["failed"] or total["error"]:
         return "FAILED"
@@ -27,7 +27,7 @@ def verdict(results: list[TestResult]) -> str:
     return "PASSED WITH WARNINGS" if total["warning"] or total["waived"] else "PASSED"
 
 
-def render(meta: dict[str, Any], results: list[TestResult]) -> str:
+def render(meta: dict[str, Any], results: list[CheckResult]) -> str:
     total = counts(results)
     lines = [f"# Rapport de vérification — {meta.get('environment', '?')}", ""]
     lines += ["## Informations générales", ""]
@@ -43,7 +43,7 @@ def render(meta: dict[str, Any], results: list[TestResult]) -> str:
         f"{n} {name}" for name, n in total.items() if n), ""]
 
     lines += ["## Services vérifiés", "", "| Service | Tests | Résultat |", "|---|---|---|"]
-    services: dict[str, list[TestResult]] = {}
+    services: dict[str, list[CheckResult]] = {}
     for result in results:
         for service in result.services or ["(other)"]:
             services.setdefault(service, []).append(result)

@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 
 from lab import identity, ports
-from lab.process import LabError, log_tail, read_pid, spawn, terminate, wait_port, write_if_changed
+from lab.process import (LabError, log_tail, read_pid, spawn, terminate, wait_port,
+                         write_if_changed)
 from lab.services.base import LabContext, Service
 
 OS_USER = "redis"

@@ -121,14 +121,13 @@ def test_leaf_profile(pki_dir: Path, folder: tuple[str, str]) -> None:
     assert usage.digital_signature and usage.key_encipherment and not usage.key_cert_sign
     assert set(ext.get_extension_for_class(x509.ExtendedKeyUsage).value) == {
         ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
-    issuer = pki.SERVER_VARIANTS.get(folder[1]) if folder[0] == "server" else pki.CLIENTS[folder[1]]
-    assert issuer is not None
+    spec = (pki.SERVER_VARIANTS if folder[0] == "server" else pki.CLIENTS)[folder[1]]
     crl_dp = ext.get_extension_for_oid(ExtensionOID.CRL_DISTRIBUTION_POINTS).value
-    assert crl_dp[0].full_name[0].value == f"http://127.0.0.1:10080/crl/{issuer.issuer}.crl"
+    assert crl_dp[0].full_name[0].value == f"http://127.0.0.1:10080/crl/{spec.issuer}.crl"
     assert ext.get_extension_for_class(x509.AuthorityInformationAccess).value
     policies = ext.get_extension_for_class(x509.CertificatePolicies).value
     assert [p.policy_identifier.dotted_string for p in policies] == ["1.2.250.1.213.1.1.9999.1"]
-    assert cert.verify_directly_issued_by(certs(f"{issuer.issuer}.pem")[0]) is None
+    assert cert.verify_directly_issued_by(certs(f"{spec.issuer}.pem")[0]) is None
 
 
 def test_server_san_and_subject(pki_dir: Path) -> None:

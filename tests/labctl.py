@@ -1,0 +1,63 @@
+"""Helpers for the suite's own tests: drive the lab and run a suite against it.
+
+A suite is run in a subprocess exactly as a user runs it (``pytest suites/... --env lab``) and
+judged from the ``results.json`` it writes, so these tests prove the real entry point.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab import control
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def lab_up(*faults: str) -> None:
+    """Bring the whole lab to exactly these faults (only changed services restart)."""
+    control.up(list(faults))
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    results: dict[str, Any]
+    stdout: str
+    reports_dir: Path
+
+    def outcomes(self) -> dict[str, str]:
+        """nodeid (without the suites/ prefix path) → outcome."""
+        return {r["nodeid"]: r["outcome"] for r in self.results["results"]}
+
+    def failing(self) -> set[str]:
+        return {n for n, o in self.outcomes().items() if o in ("failed", "error")}
+
+    def with_outcome(self, outcome: str) -> set[str]:
+        return {n for n, o in self.outcomes().items() if o == outcome}
+
+    def messages(self) -> str:
+        return "\n".join(f"{r['nodeid']}: {r['outcome']}: {r['message']}"
+                         for r in self.results["results"])
+
+
+def run_suite(*args: str, tmp_path: Path, env: dict[str, str] | None = None,
+              timeout: float = 300) -> SuiteRun:
+    """Run pytest on suites in a subprocess with --env lab; return its parsed results."""
+    reports = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "pytest", *args, "--reports-dir", str(reports),
+           "-p", "no:cacheprovider", "-q", "--tb=line"]
+    if not any(a.startswith("--env") for a in args):
+        cmd += ["--env", "lab"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    runs = sorted((reports / "runs").glob("*"), key=lambda p: p.stat().st_mtime)
+    if not runs or not (runs[-1] / "results.json").exists():
+        raise AssertionError(f"suite wrote no results (exit {proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    results = json.loads((runs[-1] / "results.json").read_text())
+    return SuiteRun(proc.returncode, results, proc.stdout + proc.stderr, runs[-1])
