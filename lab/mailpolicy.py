@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
+import re
 import socketserver
 import threading
 from dataclasses import dataclass
@@ -93,10 +94,18 @@ def load_rules(config: Path) -> Rules:
         require_certificate=settings.get("require_client_certificate", "yes") == "yes")
 
 
+def xtext_decode(value: str) -> str:
+    """Undo Postfix's xtext encoding of certificate names (``LAB+20TEST`` is ``LAB TEST``)."""
+    raw = re.sub(rb"\+([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                 value.encode("utf-8"))
+    return raw.decode("utf-8", "replace")
+
+
 def decide(request: dict[str, str], rules: Rules) -> str:
     """The policy answer (``action=...`` value) for one Postfix request."""
     sender = request.get("sender", "")
-    subject, issuer = request.get("ccert_subject", ""), request.get("ccert_issuer", "")
+    subject = xtext_decode(request.get("ccert_subject", ""))
+    issuer = xtext_decode(request.get("ccert_issuer", ""))
     if not subject:
         # Postfix fills ccert_* only for a certificate that verified against smtpd_tls_CAfile.
         if rules.require_certificate:
@@ -160,6 +169,12 @@ class _Handler(socketserver.StreamRequestHandler):
     server: "_Server"
 
     def handle(self) -> None:
+        try:
+            self._serve()
+        except (TimeoutError, ConnectionError):
+            pass                    # Postfix closed or forgot an idle connection
+
+    def _serve(self) -> None:
         request: dict[str, str] = {}
         size = 0
         for raw in self.rfile:

@@ -7,6 +7,7 @@ report rendering can be unit-tested without running pytest.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,11 +37,14 @@ def short_message(longrepr: Any) -> str:
     if longrepr is None:
         return ""
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2]).removeprefix("Skipped: ")
+        return re.sub(r"^[\w.]+: ", "", str(longrepr[2]), count=1)
     crash = getattr(getattr(longrepr, "reprcrash", None), "message", None)
-    text = crash if crash else str(longrepr)
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0][:500] if lines else ""
+    if crash:
+        return crash.strip().splitlines()[0][:500]
+    lines = [line for line in str(longrepr).strip().splitlines() if line.strip()]
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+    chosen = errors[0] if errors else (lines[-1] if lines else "")
+    return chosen[:500]
 
 
 def merge(result: CheckResult, when: str, outcome: str, longrepr: Any, duration: float,

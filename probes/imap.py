@@ -22,7 +22,7 @@ class ImapSession:
                              f"timeout {timeout}s)")
         self.client = IMAPClient(host, port=port, ssl=implicit_tls, ssl_context=context,
                                  timeout=timeout)
-        self.transcript.server(self.client.welcome.decode("utf-8", "replace"))
+        self.transcript.server(_text(self.client.welcome))
 
     def capabilities(self) -> set[str]:
         caps = {c.decode() if isinstance(c, bytes) else c for c in self.client.capabilities()}
@@ -32,11 +32,12 @@ class ImapSession:
 
     def starttls(self, context: ssl.SSLContext) -> None:
         self.transcript.client("STARTTLS")
-        self.transcript.server(self.client.starttls(context).decode("utf-8", "replace"))
+        self.client.starttls(context)
+        self.transcript.note(f"TLS established: {self.client._imap.sock.version()}")  # noqa: SLF001
 
     def login(self, user: str, password: str) -> None:
         self.transcript.client(f"LOGIN {user} [REDACTED]")
-        self.transcript.server(self.client.login(user, password).decode("utf-8", "replace"))
+        self.transcript.server(_text(self.client.login(user, password)))
 
     def close(self) -> None:
         try:
@@ -46,3 +47,9 @@ class ImapSession:
                 self.client.shutdown()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _text(answer: bytes | str | None) -> str:
+    if isinstance(answer, bytes):
+        return answer.decode("utf-8", "replace")
+    return "" if answer is None else str(answer)

@@ -5,10 +5,12 @@ judged from the ``results.json`` it writes, so these tests prove the real entry 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,31 @@ from lab import control
 REPO = Path(__file__).resolve().parent.parent
 
 
+LOCK_FILE = Path("/tmp/mssante-check-lab.lock")
+_lock: list[Any] = []
+
+
+def _hold_lab() -> None:
+    """Hold the lab for this test process: one lab per machine, so test sessions that break it
+    take turns (the lock is released when the process ends)."""
+    if _lock:
+        return
+    handle = LOCK_FILE.open("w")
+    deadline = time.monotonic() + 1800
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"lab still held by another test session ({LOCK_FILE})")
+            time.sleep(1)
+    _lock.append(handle)
+
+
 def lab_up(*faults: str) -> None:
     """Bring the whole lab to exactly these faults (only changed services restart)."""
+    _hold_lab()
     control.up(list(faults))
 
 

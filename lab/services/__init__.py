@@ -23,7 +23,12 @@ REGISTRY: dict[str, str] = {
 
 def load(name: str) -> Service:
     module, _, cls = REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    try:
+        return getattr(importlib.import_module(module), cls)()
+    except (ImportError, AttributeError) as exc:
+        from lab.process import LabError
+
+        raise LabError(f"lab service '{name}' cannot be loaded ({module}): {exc}") from exc
 
 
 def selected(only: list[str] | None = None) -> list[Service]:

@@ -32,3 +32,8 @@ def test_logging_filter_redacts_rendered_message(caplog):
     with caplog.at_level(logging.INFO):
         logger.info("token %s", "tok-1234567890")
     assert "tok-1234567890" not in caplog.text and "[REDACTED]" in caplog.text
+
+
+def test_ordinary_text_is_left_alone():
+    text = "api_login = <function api_login.<locals>.login at 0x7f17eb7d6700>; auth ok"
+    assert redaction.redact(text) == text

@@ -63,3 +63,9 @@ def test_summary_shape_and_redaction():
     assert "| api | 1 | ❌ en échec |" in text
     assert "SEED-POST-7" in text and "api_ms" in text
     assert "very-secret-pw-42" not in text
+
+
+def test_message_from_formatted_failure_text():
+    text = "def test_x():\n>       assert a == b\nE       AssertionError: /health answered 502\nE       assert 502 == 200"
+    r = result([("call", "failed", text)])
+    assert r.message == "AssertionError: /health answered 502"
