@@ -31,18 +31,28 @@ def missing_packages() -> list[str]:
     return missing
 
 
+def open_parents() -> list[str]:
+    """Let the daemons' users traverse (not list) the folders above .lab/ (chmod o+x)."""
+    opened = []
+    for parent in paths.blocked_parents():
+        os.chmod(parent, parent.stat().st_mode | 0o001)
+        opened.append(f"opened {parent} for traversal (o+x) so lab daemons can reach .lab/")
+    return opened
+
+
 def install() -> str:
     """apt-get install the daemons the lab needs (root only); services are not started."""
     missing = missing_packages()
+    notes = open_parents() if os.geteuid() == 0 else []
     if not missing:
-        return "all lab packages are installed"
+        return "\n".join([*notes, "all lab packages are installed"])
     if os.geteuid() != 0:
         raise LabError(f"missing packages {' '.join(missing)}: run `sudo python -m lab install`")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     run(["apt-get", "update", "-qq"], timeout=600, env=env)
     run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], timeout=1200,
         env=env)
-    return f"installed {' '.join(missing)}"
+    return "\n".join([*notes, f"installed {' '.join(missing)}"])
 
 
 def _save_state(faults: frozenset[str], only: list[str] | None) -> None:
@@ -72,6 +82,11 @@ def up(faults: list[str] | None = None, only: list[str] | None = None) -> list[s
     active = fault_catalogue.validate(faults or [])
     if shutil.which("postconf") is None and not only:
         raise LabError("lab packages are not installed: run `python -m lab install` first")
+    blocked = paths.blocked_parents()
+    if blocked:
+        raise LabError(f"lab daemons cannot reach {paths.lab_dir()}: {blocked[0]} is not "
+                       "traversable by other users; run `python -m lab install` (as root, it "
+                       "adds o+x) or set MSSANTE_LAB_DIR to a reachable folder")
     ctx = LabContext(faults=active, secrets=secrets.ensure())
     pki.ensure()
     lines = []

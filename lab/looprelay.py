@@ -13,7 +13,9 @@ lab's IMAP port on 127.0.0.1 and connects onwards from 127.0.0.1: Dovecot sees r
 relay copies bytes and nothing else (STARTTLS, the TLS handshake and IMAP all pass through
 untouched), so every check still talks to the real Dovecot.
 
-Run as ``python -m lab.looprelay LISTEN_PORT BACKEND_HOST BACKEND_PORT``.
+Run as ``python -m lab.looprelay LISTEN_PORT BACKEND_HOST BACKEND_PORT --follow PID``: the
+relay exits when process PID (Dovecot's master) is gone, so it never outlives the daemon it
+fronts and never holds the IMAP port for nothing.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 
 from lab.ports import HOST
+from lab.process import pid_alive
 
 BACKEND_HOST = "127.0.0.2"      # any 127/8 address other than HOST: Linux routes all of lo
 CONNECT_TIMEOUT = 5.0
@@ -29,6 +32,7 @@ CONNECT_TIMEOUT = 5.0
 # IDLE every 29 min at most (RFC 2177) and Dovecot itself logs idle clients out after 30 min.
 IDLE_TIMEOUT = 31 * 60.0
 CHUNK = 65536
+FOLLOW_INTERVAL = 0.5
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -72,11 +76,12 @@ async def _relay(client_reader: asyncio.StreamReader, client_writer: asyncio.Str
                 await writer.wait_closed()
 
 
-async def serve(listen_port: int, backend: tuple[str, int]) -> None:
+async def serve(listen_port: int, backend: tuple[str, int], follow: int) -> None:
     server = await asyncio.start_server(lambda r, w: _relay(r, w, backend), HOST, listen_port,
                                         reuse_address=True)
     async with server:
-        await server.serve_forever()
+        while pid_alive(follow):
+            await asyncio.sleep(FOLLOW_INTERVAL)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("listen_port", type=int)
     parser.add_argument("backend_host")
     parser.add_argument("backend_port", type=int)
+    parser.add_argument("--follow", type=int, required=True, metavar="PID",
+                        help="exit when this process is gone")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.listen_port, (args.backend_host, args.backend_port)))
+    asyncio.run(serve(args.listen_port, (args.backend_host, args.backend_port), args.follow))
 
 
 if __name__ == "__main__":

@@ -37,3 +37,13 @@ def service_dir(name: str) -> Path:
 def profile_path() -> Path:
     """The environment profile that targets this lab."""
     return REPO_ROOT / "fixtures" / "environments" / "lab.toml"
+
+
+def blocked_parents(path: Path | None = None) -> list[Path]:
+    """Ancestors of the lab directory that other users cannot traverse.
+
+    The daemons run as their own users (postgres, postfix, dovecot, www-data) and must reach
+    files under ``.lab/``; a checkout under a private home (``/root`` is 0700) hides them.
+    """
+    target = (path or lab_dir()).resolve()
+    return [p for p in target.parents if p.exists() and not p.stat().st_mode & 0o001]

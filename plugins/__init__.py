@@ -7,9 +7,15 @@
 - :mod:`plugins.reporting` — results JSON, markdown summary, JUnit/HTML defaults, redaction
 - :mod:`plugins.targets` — thin client fixtures over the profile's targets
 - :mod:`plugins.endpoints` — the profile's TLS endpoints and ``tls_endpoint`` parametrisation
+- :mod:`plugins.waivers` — ``fixtures/waivers.toml`` / ``--waivers``: approved, expiring waivers
+- :mod:`plugins.evidence` — ``--evidence``: evidence report, bundle and SHA-256 manifest
+
+Not a plugin: :mod:`plugins.healthcheck`, the seed's 5-minute health check as a command
+(``python -m plugins.healthcheck --env NAME``).
 
 ``pytest_configure`` is centralised here because the order matters: the run identity first,
-then the profile (a bad one stops the run), the catalogue, and the report writers last.
+then the profile (a bad one stops the run), the catalogue, the waivers (checked against the
+catalogue), and the report writers last (the evidence writer needs the Collector).
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import logging
 
 import pytest
 
-from plugins import environments, redaction, reporting, requirements, run
+from plugins import environments, evidence, redaction, reporting, requirements, run, waivers
 
 pytest_plugins = [
     "plugins.run",
@@ -27,6 +33,8 @@ pytest_plugins = [
     "plugins.reporting",
     "plugins.targets",
     "plugins.endpoints",
+    "plugins.waivers",
+    "plugins.evidence",
 ]
 
 
@@ -36,7 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
     run.configure(config)
     environments.configure(config)
     requirements.configure(config)
+    waivers.configure(config)
     reporting.configure(config)
+    evidence.configure(config)
     _redact_logging(config)
 
 

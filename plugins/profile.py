@@ -18,6 +18,9 @@ from plugins import redaction
 
 ENV_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "environments"
 
+LOAD_KEYS: dict[str, type | tuple[type, ...]] = {
+    "users": int, "spawn_rate": (int, float), "run_time_s": (int, float), "smtp_messages": int,
+    "p95_ms": (int, float), "max_failure_ratio": (int, float), "min_rps": (int, float)}
 # section -> {key: expected type}; keys listed in REQUIRED must be present when the section is.
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "environment": {"name": str, "description": str, "kind": str, "env_file": str,
@@ -27,20 +30,29 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "thresholds": {"cert_fail_days": int, "cert_warn_days": int, "disk_free_gb": (int, float),
                    "delivery_deadline_s": (int, float), "whitelist_max_age_h": (int, float),
                    "http_timeout_s": (int, float), "connect_timeout_s": (int, float)},
-    "api": {"url": str, "health_path": str, "ca_file": str, "admin_email": str,
-            "admin_password_env": str},
+    "api": {"url": str, "health_path": str, "version_path": str, "ca_file": str,
+            "admin_email": str, "admin_password_env": str},
     "frontend": {"url": str, "ca_file": str, "expect_text": str},
-    "smtp.submission": {"host": str, "port": int, "tls": str, "ca_file": str},
+    "smtp.submission": {"host": str, "port": int, "tls": str, "ca_file": str,
+                        "min_size": int, "max_size": int},
     "smtp.mx": {"host": str, "port": int, "tls": str, "ca_file": str, "peer_domain": str,
                 "peer_cert": str, "peer_key": str, "rogue_domain": str, "rogue_cert": str,
                 "rogue_key": str, "foreign_cert": str, "foreign_key": str, "whitelist": str},
-    "imap": {"host": str, "port": int, "tls": str, "ca_file": str},
+    "imap": {"host": str, "port": int, "tls": str, "ca_file": str,
+             "required_capabilities": list},
     "imaps": {"host": str, "port": int, "tls": str, "ca_file": str},
     "postgres": {"host": str, "port": int, "dbname": str, "user": str, "password_env": str},
     "redis": {"host": str, "port": int, "password_env": str},
     "prometheus": {"url": str, "expected_rules": list},
     "alertmanager": {"url": str},
     "grafana": {"url": str},
+    # Load profile (suites/load, opt-in with --load): [load] holds the defaults and thresholds,
+    # [load.api] / [load.smtp] / [load.imap] override them per scenario (plugins/load.py).
+    "load": LOAD_KEYS,
+    "load.api": LOAD_KEYS,
+    "load.smtp": LOAD_KEYS,
+    "load.imap": LOAD_KEYS,
+    "healthcheck": {"error_threshold": int, "output": str},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "environment": ("name", "kind"),
@@ -55,6 +67,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "prometheus": ("url",),
     "alertmanager": ("url",),
     "grafana": ("url",),
+    "load": ("p95_ms", "max_failure_ratio", "min_rps"),
 }
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "cert_fail_days": 7, "cert_warn_days": 30, "disk_free_gb": 50, "delivery_deadline_s": 60,

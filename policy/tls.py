@@ -145,9 +145,13 @@ def evaluate_rule(policy: TlsPolicy, rule_id: str, scan: TlsScan) -> RuleResult:
 
 
 def judge(rule: Rule, scan: TlsScan) -> RuleResult:
+    """One rule on one scan; applicability comes first (HSTS on SMTP is n/a even if the scan
+    failed), then a failed scan makes every remaining rule an error."""
     if rule.disabled:
         outcome = _Outcome("not_applicable", f"disabled for endpoint {scan.endpoint.name} "
                                              "by the policy")
+    elif rule.id == "hsts" and not scan.endpoint.http:
+        outcome = _Outcome("not_applicable", "not an HTTPS endpoint")
     elif scan.error:
         outcome = _Outcome("error", f"scan failed: {scan.error}")
     else:
@@ -333,8 +337,6 @@ def _robot(_: NoParams, scan: TlsScan) -> _Outcome:
 
 
 def _hsts(p: HstsParams, scan: TlsScan) -> _Outcome:
-    if not scan.endpoint.http:
-        return _Outcome("not_applicable", "not an HTTPS endpoint")
     if problem := _unmeasured(scan, "http_headers"):
         return problem
     if scan.http_error:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
 
 from probes.transcript import Transcript
 
@@ -64,8 +66,96 @@ def starttls(session: smtplib.SMTP, context: ssl.SSLContext) -> dict[str, str]:
     return ehlo_features(session)
 
 
+# Header carried by every message mssante-check sends, so it can be found again and deleted.
+MARKER_HEADER = "X-MSSante-Check"
+
+
+def marked_message(sender: str, recipient: str, marker: str, subject: str) -> EmailMessage:
+    """A test message tagged with ``marker`` in MARKER_HEADER (IMAP ``SEARCH HEADER`` finds it)."""
+    message = EmailMessage()
+    message["From"], message["To"] = sender, recipient
+    message["Subject"] = f"[mssante-check] {subject} {marker}"
+    message[MARKER_HEADER] = marker
+    message.set_content("Message de test automatique mssante-check. À supprimer.\n")
+    return message
+
+
 def close(session: smtplib.SMTP) -> None:
     try:
         session.quit()
     except (smtplib.SMTPException, OSError):
         session.close()
+
+
+# Ways a server ends a transaction without a reply: a TLS alert (a refused client certificate
+# surfaces at the first read after the handshake under TLS 1.3), a reset, a closed connection.
+_CUT: tuple[type[BaseException], ...] = (smtplib.SMTPServerDisconnected, ssl.SSLError,
+                                          ConnectionResetError, ConnectionAbortedError,
+                                          BrokenPipeError)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How far one mail transaction got: ``accepted``, or the stage where the server stopped it.
+
+    ``code`` is the refusing reply (None when the connection was cut instead); for an accepted
+    attempt it is the last reply (DATA's, or RCPT's when no data was offered).
+    """
+
+    stage: str          # "ehlo" | "starttls" | "mail" | "rcpt" | "data" | "accepted"
+    code: int | None
+    reply: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.stage == "accepted"
+
+    def __str__(self) -> str:
+        verdict = "accepted" if self.accepted else f"refused at {self.stage.upper()}"
+        answer = f"{self.code} {self.reply}" if self.code is not None else self.reply
+        return f"{verdict} ({answer.strip()})"
+
+
+def attempt(session: smtplib.SMTP, context: ssl.SSLContext | None, sender: str, recipient: str,
+            data: bytes | None = None, mail_options: tuple[str, ...] = (),
+            rcpt_options: tuple[str, ...] = ()) -> Attempt:
+    """Run EHLO, STARTTLS (when ``context``), EHLO, MAIL, RCPT and DATA (when ``data``) until
+    the server refuses a step; an envelope accepted without data is reset, never sent.
+
+    A refusal is any reply of 400 or more, or the server cutting the connection; a failure to
+    verify the *server's* certificate is not a refusal and propagates, as do time-outs and a
+    STARTTLS the server does not offer (smtplib.SMTPNotSupportedError).
+    """
+    stage = "ehlo"
+    try:
+        code, reply = session.ehlo()
+        if code >= 400:
+            return Attempt(stage, code, _text(reply))
+        if context is not None:
+            stage = "starttls"
+            session.starttls(context=context)
+            stage = "ehlo"
+            code, reply = session.ehlo()
+            if code >= 400:
+                return Attempt(stage, code, _text(reply))
+        for stage, step in (("mail", lambda: session.mail(sender, list(mail_options))),
+                            ("rcpt", lambda: session.rcpt(recipient, list(rcpt_options)))):
+            code, reply = step()
+            if code >= 400:
+                return Attempt(stage, code, _text(reply))
+        if data is None:
+            session.rset()
+            return Attempt("accepted", code, _text(reply))
+        stage = "data"
+        code, reply = session.data(data)
+        return Attempt("accepted" if code < 400 else stage, code, _text(reply))
+    except ssl.SSLCertVerificationError:
+        raise
+    except smtplib.SMTPResponseException as exc:
+        return Attempt(stage, exc.smtp_code, _text(exc.smtp_error))
+    except _CUT as exc:
+        return Attempt(stage, None, f"connection cut: {type(exc).__name__}: {exc}")
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply

@@ -158,7 +158,9 @@ class TlsScan:
     duration_s: float
     error: str | None = None
     command_errors: dict[str, str] = field(default_factory=dict)
-    client_auth: str | None = None                 # DISABLED | OPTIONAL | REQUIRED
+    # DISABLED | OPTIONAL | REQUIRED, as sslyze detects it when *no* client certificate is
+    # configured; with one, sslyze is never asked for it and reports DISABLED.
+    client_auth: str | None = None
     protocols: dict[str, tuple[AcceptedSuite, ...]] = field(default_factory=dict)
     groups: tuple[str, ...] | None = None
     certificate_chains: tuple[tuple[CertificateFacts, ...], ...] = ()
@@ -252,7 +254,7 @@ def scan(endpoint: TlsEndpoint, timeout_s: float = 5.0, deadline_s: float = 180.
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
     try:
-        request = _request(endpoint, timeout_s, attempts)
+        requests = _requests(endpoint, timeout_s, attempts)
     except Exception as exc:  # noqa: BLE001 - DNS, unreadable client key, bad config: all "error"
         return TlsScan(endpoint, started, time.monotonic() - clock, error=_one_line(exc))
 
@@ -263,8 +265,9 @@ def scan(endpoint: TlsEndpoint, timeout_s: float = 5.0, deadline_s: float = 180.
 
         try:
             scanner = Scanner()
-            scanner.queue_scans([request])
-            outcome["result"] = next(iter(scanner.get_results()))
+            scanner.queue_scans(requests)
+            by_uuid = {result.uuid: result for result in scanner.get_results()}
+            outcome["results"] = [by_uuid[request.uuid] for request in requests]
         except Exception as exc:  # noqa: BLE001 - reported as the scan's error
             outcome["error"] = exc
 
@@ -277,42 +280,57 @@ def scan(endpoint: TlsEndpoint, timeout_s: float = 5.0, deadline_s: float = 180.
                        error=f"scan did not finish within {deadline_s:.0f}s")
     if "error" in outcome:
         return TlsScan(endpoint, started, duration, error=_one_line(outcome["error"]))
-    raw = _sslyze_document(outcome["result"], started)
+    raw = _sslyze_document(outcome["results"], started)
     return from_sslyze_json(endpoint, raw, started, duration)
 
 
-def _request(endpoint: TlsEndpoint, timeout_s: float, attempts: int) -> Any:
-    """The sslyze request for this endpoint; raises on unresolvable host or unusable key."""
+def _requests(endpoint: TlsEndpoint, timeout_s: float, attempts: int) -> list[Any]:
+    """The sslyze requests for this endpoint; raises on unresolvable host or unusable key.
+
+    With a client certificate, SSL 2.0 is enumerated by a second request *without* it: nassl's
+    legacy client cannot load a certificate chain file for SSL 2.0 (every such scan fails), and
+    an SSL 2.0 server shows itself before any client certificate is asked for.
+    """
     from sslyze import (ClientAuthenticationCredentials, ProtocolWithOpportunisticTlsEnum,
                         ScanCommand, ServerNetworkConfiguration, ServerNetworkLocation,
                         ServerScanRequest)
 
     starttls = {None: None, "smtp": ProtocolWithOpportunisticTlsEnum.SMTP,
                 "imap": ProtocolWithOpportunisticTlsEnum.IMAP}[endpoint.starttls]
-    credentials = None
-    if endpoint.client_cert and endpoint.client_key:
-        credentials = ClientAuthenticationCredentials(certificate_chain_path=endpoint.client_cert,
-                                                      key_path=endpoint.client_key)
-    config = ServerNetworkConfiguration(
-        tls_server_name_indication=endpoint.server_name or endpoint.host,
-        tls_opportunistic_encryption=starttls,
-        tls_client_auth_credentials=credentials,
-        network_timeout=max(1, math.ceil(timeout_s)),
-        network_max_retries=max(1, attempts),
-    )
-    commands = {ScanCommand(c) for c in SCAN_COMMANDS}
-    if endpoint.http:
-        commands.add(ScanCommand(HTTP_COMMAND))
-    return ServerScanRequest(server_location=ServerNetworkLocation(endpoint.host, endpoint.port),
-                             network_configuration=config, scan_commands=commands)
+    location = ServerNetworkLocation(endpoint.host, endpoint.port)
+
+    def config(credentials: Any) -> Any:
+        return ServerNetworkConfiguration(
+            tls_server_name_indication=endpoint.server_name or endpoint.host,
+            tls_opportunistic_encryption=starttls,
+            tls_client_auth_credentials=credentials,
+            network_timeout=max(1, math.ceil(timeout_s)),
+            network_max_retries=max(1, attempts),
+        )
+
+    commands = {ScanCommand(c) for c in expected_commands(endpoint)}
+    if not (endpoint.client_cert and endpoint.client_key):
+        return [ServerScanRequest(location, network_configuration=config(None),
+                                  scan_commands=commands)]
+    credentials = ClientAuthenticationCredentials(certificate_chain_path=endpoint.client_cert,
+                                                  key_path=endpoint.client_key)
+    sslv2 = {ScanCommand(PROTOCOL_COMMANDS["SSLv2"])}
+    return [ServerScanRequest(location, network_configuration=config(credentials),
+                              scan_commands=commands - sslv2),
+            ServerScanRequest(location, network_configuration=config(None), scan_commands=sslv2)]
 
 
-def _sslyze_document(result: Any, started: datetime) -> dict[str, Any]:
-    """sslyze's own JSON output document (what ``sslyze --json_out`` writes) for one result."""
+def expected_commands(endpoint: TlsEndpoint) -> tuple[str, ...]:
+    """The sslyze scan commands a complete scan of this endpoint runs."""
+    return SCAN_COMMANDS + ((HTTP_COMMAND,) if endpoint.http else ())
+
+
+def _sslyze_document(results: list[Any], started: datetime) -> dict[str, Any]:
+    """sslyze's own JSON output document (what ``sslyze --json_out`` writes), main result first."""
     from sslyze import ServerScanResultAsJson, SslyzeOutputAsJson
 
     document = SslyzeOutputAsJson(
-        server_scan_results=[ServerScanResultAsJson.model_validate(result)],
+        server_scan_results=[ServerScanResultAsJson.model_validate(r) for r in results],
         invalid_server_strings=[],
         date_scans_started=started,
         date_scans_completed=datetime.now(timezone.utc),
@@ -324,22 +342,31 @@ def _sslyze_document(result: Any, started: datetime) -> dict[str, Any]:
 
 def from_sslyze_json(endpoint: TlsEndpoint, document: dict[str, Any], started_at: datetime,
                      duration_s: float) -> TlsScan:
-    """Build the typed result from an sslyze JSON document holding one server result."""
-    server = document["server_scan_results"][0]
+    """Build the typed result from an sslyze JSON document for this endpoint.
+
+    The first server result is the main scan; later ones (see ``_requests``) supply commands
+    the main one did not run. A command expected but measured by none is a command error.
+    """
+    server, *extra = document["server_scan_results"]
     base = {"endpoint": endpoint, "started_at": started_at, "duration_s": duration_s,
             "raw": document}
     if server["connectivity_status"] != "COMPLETED" or server["scan_result"] is None:
-        return TlsScan(**base, error=_trace_tail(server.get("connectivity_error_trace"))
-                       or "sslyze could not connect")
-    attempts: dict[str, Any] = server["scan_result"]
+        return TlsScan(**base, error=_connectivity_error(server))
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for command, attempt in attempts.items():
-        if attempt["status"] == "COMPLETED":
-            results[command] = attempt["result"]
-        elif attempt["status"] == "ERROR":
-            reason = attempt.get("error_reason") or "ERROR"
-            errors[command] = f"{reason}: {_trace_tail(attempt.get('error_trace'))}"
+    for part in (server, *extra):
+        for command, attempt in (part["scan_result"] or {}).items():
+            if command in results or command in errors:
+                continue
+            if attempt["status"] == "COMPLETED":
+                results[command] = attempt["result"]
+            elif attempt["status"] == "ERROR":
+                reason = attempt.get("error_reason") or "ERROR"
+                errors[command] = f"{reason}: {_trace_tail(attempt.get('error_trace'))}"
+    unreachable = "; ".join(_connectivity_error(p) for p in extra if p["scan_result"] is None)
+    for command in expected_commands(endpoint):
+        if command not in results and command not in errors:
+            errors[command] = f"not measured: {unreachable or 'not scheduled'}"
 
     http = results.get(HTTP_COMMAND)
     sts = http.get("strict_transport_security_header") if http else None
@@ -431,6 +458,10 @@ def _b64_to_hex(value: str) -> str:
     import base64
 
     return base64.b64decode(value).hex()
+
+
+def _connectivity_error(server: dict[str, Any]) -> str:
+    return _trace_tail(server.get("connectivity_error_trace")) or "sslyze could not connect"
 
 
 def _trace_tail(trace: str | None) -> str | None:

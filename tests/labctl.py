@@ -24,7 +24,7 @@ LOCK_FILE = Path("/tmp/mssante-check-lab.lock")
 _lock: list[Any] = []
 
 
-def _hold_lab() -> None:
+def hold_lab() -> None:
     """Hold the lab for this test process: one lab per machine, so test sessions that break it
     take turns (the lock is released when the process ends)."""
     if _lock:
@@ -44,7 +44,7 @@ def _hold_lab() -> None:
 
 def lab_up(*faults: str) -> None:
     """Bring the whole lab to exactly these faults (only changed services restart)."""
-    _hold_lab()
+    hold_lab()
     control.up(list(faults))
 
 

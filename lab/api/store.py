@@ -82,8 +82,11 @@ class Database:
 
     def ping(self) -> None:
         """SELECT 1 on a new connection: proves the server accepts clients right now."""
-        with psycopg.connect(**self.params) as conn:
-            conn.execute("SELECT 1").fetchone()
+        try:
+            with psycopg.connect(**self.params) as conn:
+                conn.execute("SELECT 1").fetchone()
+        except psycopg.Error as exc:
+            raise Unavailable(f"database: {_first_line(exc)}") from exc
 
     def ensure_ready(self) -> None:
         """Migrate and seed once per process; retried on each request until it succeeds,

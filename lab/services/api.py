@@ -8,15 +8,27 @@ them, so the file can be shown and edited freely. The API's own faults (``health
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from lab import identity, paths, ports, tls
-from lab.process import (LabError, log_tail, read_pid, spawn, terminate, wait_port,
+from lab.process import (LabError, log_tail, pid_alive, port_open, read_pid, spawn, terminate,
                          write_if_changed)
 from lab.services.base import LabContext, Service
 
 START_TIMEOUT = 15
 API_FAULTS = ("health-lies", "auth-broken")
+
+
+def wait_listening(pid: int, port: int, timeout: float) -> bool:
+    """Wait for the port, but give up as soon as the process has died (a settings error
+    ends the API in a fraction of a second; waiting out the time-out would hide it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pid):
+        if port_open(port):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def display_name(address: str) -> str:
@@ -81,10 +93,10 @@ MSSANTE_API_FAULTS={faults}
         return write_if_changed(self.env_file, content, 0o644)
 
     def start(self, ctx: LabContext) -> None:
-        spawn([sys.executable, "-m", "lab.api", "serve"], self.log, self.pidfile,
-              env={"MSSANTE_API_ENV_FILE": str(self.env_file), "PYTHONUNBUFFERED": "1"},
-              cwd=paths.REPO_ROOT)
-        if not wait_port(ports.API_BACKEND, START_TIMEOUT):
+        pid = spawn([sys.executable, "-m", "lab.api", "serve"], self.log, self.pidfile,
+                    env={"MSSANTE_API_ENV_FILE": str(self.env_file), "PYTHONUNBUFFERED": "1"},
+                    cwd=paths.REPO_ROOT)
+        if not wait_listening(pid, ports.API_BACKEND, START_TIMEOUT):
             self.stop()
             raise LabError(f"api did not open port {ports.API_BACKEND}: {log_tail(self.log)}")
 

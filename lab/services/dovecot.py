@@ -32,6 +32,7 @@ from lab.services.base import LabContext, Service
 
 MAIL_USER = "mssantelab"
 START_TIMEOUT = 15.0
+CHILD_GRACE = 2.0       # how long children may outlive the master before being terminated
 
 
 def auth_socket() -> Path:
@@ -221,10 +222,11 @@ protocol lmtp {{
         self._prepare_dirs()
         self._stop_relay()
         # Foreground (-F) under our own pid file: configuration errors land in console.log.
-        spawn(["dovecot", "-F", "-c", str(self.conf)], self.console_log,
-              self.dir / "dovecot.pid")
+        master = spawn(["dovecot", "-F", "-c", str(self.conf)], self.console_log,
+                       self.dir / "dovecot.pid")
         spawn([sys.executable, "-m", "lab.looprelay", str(ports.IMAP), looprelay.BACKEND_HOST,
-               str(ports.IMAP)], self.relay_log, self.relay_pidfile, cwd=paths.REPO_ROOT)
+               str(ports.IMAP), "--follow", str(master)], self.relay_log, self.relay_pidfile,
+              cwd=paths.REPO_ROOT)
         for port, host in ((ports.IMAP, ports.HOST), (ports.IMAP, looprelay.BACKEND_HOST),
                            (ports.IMAPS, ports.HOST), (ports.LMTP, ports.HOST)):
             if not wait_port(port, START_TIMEOUT, host=host):
@@ -247,11 +249,11 @@ protocol lmtp {{
         master = self._master_pid()
         if master is not None:
             children = _descendants(master)
-            # SIGTERM is what `dovecot stop` sends; the master then stops its children, and
-            # any child that outlives it is terminated here.
+            # SIGTERM is what `dovecot stop` sends. The master signals its children and
+            # exits without waiting for them; a session still held by a client (an IMAP IDLE)
+            # would keep it and Dovecot's log/stats/anvil processes alive, so stragglers go.
             terminate(master, timeout=START_TIMEOUT)
-            for pid in children:
-                _wait_gone(pid, START_TIMEOUT)
+            _reap(children, CHILD_GRACE)
         (self.dir / "dovecot.pid").unlink(missing_ok=True)
 
     def reload(self) -> None:
@@ -286,10 +288,11 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _wait_gone(pid: int, timeout: float) -> None:
-    """Wait for pid to exit; terminate it (TERM then KILL) if it outlives the timeout."""
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
+def _reap(pids: list[int], grace: float) -> None:
+    """Give pids ``grace`` seconds in all to exit, then terminate (TERM, then KILL) the rest."""
+    deadline = time.monotonic() + grace
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if pid_alive(pid):
-        terminate(pid)
+    for pid in pids:
+        if pid_alive(pid):
+            terminate(pid, timeout=grace)

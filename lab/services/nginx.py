@@ -91,6 +91,9 @@ http {{
     upstream api_backend {{
         server {ports.HOST}:{ports.API_BACKEND};
         keepalive 8;
+        # Shorter than the API's 15 s idle limit, so nginx never reuses a connection the API
+        # is closing (a POST on it would not be retried and would surface as a 502).
+        keepalive_timeout 10s;
     }}
 
     server {{

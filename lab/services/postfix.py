@@ -36,6 +36,7 @@ from lab.services.dovecot import auth_socket
 
 DEFAULT_MAIN_CF = Path("/etc/postfix/main.cf")
 START_TIMEOUT = 20.0
+CHILD_GRACE = 2.0
 MESSAGE_SIZE_LIMIT = 20 * 1024 * 1024      # advertised as SIZE; a profile value, not a rule
 WHITELIST_FRESHNESS = dt.timedelta(hours=24)   # the lab profile's bound (DESIGN.md §8)
 WHITELIST_STALE_AGE = dt.timedelta(days=3)     # whitelist-stale: well past that bound
@@ -142,6 +143,8 @@ myhostname = {identity.MAIL_HOST}
 mydomain = {identity.DOMAIN}
 myorigin = $mydomain
 smtpd_banner = $myhostname ESMTP
+# VRFY would tell anyone which mailboxes exist.
+disable_vrfy_command = yes
 inet_interfaces = loopback-only
 inet_protocols = ipv4
 # No network is trusted: every lab client is on loopback, so trusting it would be a relay.
@@ -207,10 +210,8 @@ smtpd_recipient_restrictions =
                       f"-o smtpd_tls_auth_only="
                       f"{'no' if ctx.has('smtp-auth-before-tls') else 'yes'}",
                       "-o smtpd_relay_restrictions=permit_sasl_authenticated,reject"]
-        options = "\n".join
-
-        def indent(lines: list[str]) -> str:
-            return options(f"  {line}" for line in lines)
+        def indent(options: list[str]) -> str:
+            return "\n".join(f"  {option}" for option in options)
 
         return f"""\
 # Rendered by `python -m lab up` (lab/services/postfix.py). No "smtp inet" (port 25) line:
@@ -329,21 +330,19 @@ require_client_certificate = {required}
         self.policy_socket.unlink(missing_ok=True)
 
     def stop(self) -> None:
-        master = self._master_pid()
-        if master is not None:
-            members = _instance_processes(self.dir)
+        if self._master_pid() is not None:
+            # `postfix stop` returns once the master is gone; it has told its children to go.
             self._postfix("stop", check=False)
-            # The master stops its children; anything of this instance still alive goes now.
-            for pid in [master, *members]:
-                deadline = time.monotonic() + START_TIMEOUT
-                while pid_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if pid_alive(pid):
-                    terminate(pid)
+        # Anything of this instance still alive (a child that ignored the master, a master
+        # that did not stop) is terminated: Postfix marks them all with MAIL_CONFIG.
+        for pid in _instance_processes(self.dir):
+            terminate(pid, timeout=CHILD_GRACE)
         self._stop_policy()
 
     def reload(self) -> None:
         """``postfix reload`` re-reads main.cf/master.cf; the policy re-reads its own files."""
+        if read_pid(self.policy_pidfile) is None:
+            self._start_policy()
         self._postfix("reload")
 
     def is_running(self) -> bool:

@@ -155,7 +155,7 @@ groups:
         labels:
           severity: warning
         annotations:
-          summary: "certificate on {{ $labels.endpoint }} expires in {{ $value | humanizeDuration }}"
+          summary: "cert on {{ $labels.endpoint }} expires in {{ $value | humanizeDuration }}"
       - alert: CertificateExpired
         expr: mssante_certificate_expiry_timestamp_seconds - time() <= 0
         labels:

@@ -28,6 +28,7 @@ from lab.api import migrations
 from lab.api import version as api_version
 from lab.process import pid_alive, port_open, read_pid
 from lab.services.postgres import Postgres
+from tests import labctl
 
 SERVICES = ["postgres", "redis", "api", "nginx", "prometheus", "alertmanager"]
 API = f"https://localhost:{ports.HTTPS_API}"
@@ -37,7 +38,9 @@ PROMETHEUS = f"http://{ports.HOST}:{ports.PROMETHEUS}"
 ALERTMANAGER = f"http://{ports.HOST}:{ports.ALERTMANAGER}"
 TIMEOUT = 5.0
 
-pytestmark = pytest.mark.timeout(120)
+# The tests switch faults on shared daemons: under xdist the module must stay on one worker
+# (`--dist loadfile`; xdist 3.8's loadgroup does not group on pytest 9.2).
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
 # The TLS 1.0/1.1 probes are deliberate: they prove the servers refuse those versions.
 legacy_probe = pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 
@@ -55,7 +58,10 @@ def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0
 
 
 @pytest.fixture(scope="module")
-def good_lab() -> Iterator[dict[str, str]]:
+def web_lab() -> Iterator[dict[str, str]]:
+    """These services up with no fault; yields the lab's secrets. Holds the machine's lab
+    lock (tests/labctl.py) so that another test session never switches faults under us."""
+    labctl.hold_lab()
     control.up([], only=SERVICES)
     yield secrets.load()
     control.up([], only=SERVICES)
@@ -72,7 +78,7 @@ def fault(name: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def https(good_lab: dict[str, str]) -> Iterator[httpx.Client]:
+def https(web_lab: dict[str, str]) -> Iterator[httpx.Client]:
     """A client trusting only the lab's IGC-like TEST root (the chain served ends there)."""
     context = ssl.create_default_context(cafile=str(pki.path("anchors-test.pem")))
     with httpx.Client(verify=context, timeout=TIMEOUT) as client:
@@ -80,7 +86,7 @@ def https(good_lab: dict[str, str]) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def plain(good_lab: dict[str, str]) -> Iterator[httpx.Client]:
+def plain(web_lab: dict[str, str]) -> Iterator[httpx.Client]:
     with httpx.Client(timeout=TIMEOUT) as client:
         yield client
 
@@ -90,8 +96,8 @@ def login(client: httpx.Client, email: str, password: str) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def admin_token(https: httpx.Client, good_lab: dict[str, str]) -> str:
-    response = login(https, identity.ADMIN_EMAIL, good_lab[identity.ADMIN_PASSWORD_ENV])
+def admin_token(https: httpx.Client, web_lab: dict[str, str]) -> str:
+    response = login(https, identity.ADMIN_EMAIL, web_lab[identity.ADMIN_PASSWORD_ENV])
     assert response.status_code == 200, response.text
     return response.json()["data"]["token"]
 
@@ -108,7 +114,7 @@ def served_not_after() -> float:
 
 
 # --- the good lab -------------------------------------------------------------------------
-def test_up_twice_restarts_nothing(good_lab: dict[str, str]) -> None:
+def test_up_twice_restarts_nothing(web_lab: dict[str, str]) -> None:
     assert control.up([], only=SERVICES) == [f"{name}: up" for name in SERVICES]
 
 
@@ -133,9 +139,9 @@ def test_login_token_lists_mailboxes(https: httpx.Client, admin_token: str) -> N
 
 
 def test_mailbox_user_sees_only_own_mailbox(https: httpx.Client,
-                                            good_lab: dict[str, str]) -> None:
+                                            web_lab: dict[str, str]) -> None:
     address, variable = next(iter(identity.MAILBOXES.items()))
-    token = login(https, address, good_lab[variable]).json()["data"]["token"]
+    token = login(https, address, web_lab[variable]).json()["data"]["token"]
     response = https.get(f"{API}/api/v1/mailboxes", headers={"Authorization": f"Bearer {token}"})
     assert [m["address"] for m in response.json()["data"]] == [address]
 
@@ -156,13 +162,13 @@ def test_bad_credentials_refused(https: httpx.Client, email: str) -> None:
     assert "token" not in response.text
 
 
-def test_api_log_holds_no_secret(https: httpx.Client, good_lab: dict[str, str],
+def test_api_log_holds_no_secret(https: httpx.Client, web_lab: dict[str, str],
                                  admin_token: str) -> None:
     https.get(f"{API}/api/v1/mailboxes", headers={"Authorization": f"Bearer {admin_token}"})
     log = (paths.service_dir("api") / "api.log").read_text()
     assert '"POST /api/v1/auth/login" 200' in log
     assert admin_token not in log
-    assert all(good_lab[name] not in log for name in secrets.VARIABLES)
+    assert all(web_lab[name] not in log for name in secrets.VARIABLES)
 
 
 def test_version_reports_release_and_schema(plain: httpx.Client) -> None:
@@ -195,16 +201,16 @@ def handshake(port: int, version: ssl.TLSVersion) -> tuple[str, str] | None:
     context.minimum_version = context.maximum_version = version
     context.set_ciphers("ALL:@SECLEVEL=0")
     try:
-        with socket.create_connection((ports.HOST, port), timeout=TIMEOUT) as sock:
-            with context.wrap_socket(sock, server_hostname="localhost") as tls:
-                return tls.version(), tls.cipher()[0]
+        with socket.create_connection((ports.HOST, port), timeout=TIMEOUT) as sock, \
+                context.wrap_socket(sock, server_hostname="localhost") as conn:
+            return conn.version(), conn.cipher()[0]
     except (ssl.SSLError, OSError):
         return None
 
 
 @legacy_probe
 @pytest.mark.parametrize("port", [ports.HTTPS_API, ports.HTTPS_FRONT])
-def test_tls_12_and_13_only(good_lab: dict[str, str], port: int) -> None:
+def test_tls_12_and_13_only(web_lab: dict[str, str], port: int) -> None:
     assert handshake(port, ssl.TLSVersion.TLSv1_3)[0] == "TLSv1.3"
     protocol, cipher = handshake(port, ssl.TLSVersion.TLSv1_2)
     assert protocol == "TLSv1.2" and cipher in tls.GOOD_TLS12
@@ -233,23 +239,23 @@ def test_crl_published_safely(plain: httpx.Client) -> None:
         assert plain.get(f"{BACKEND}/crl/{name}").status_code == 404
 
 
-def test_postgres_requires_password(good_lab: dict[str, str]) -> None:
+def test_postgres_requires_password(web_lab: dict[str, str]) -> None:
     params = {"host": ports.HOST, "port": ports.POSTGRES, "dbname": identity.DB_NAME,
               "user": identity.DB_USER, "connect_timeout": 3}
-    with psycopg.connect(**params, password=good_lab[identity.DB_PASSWORD_ENV]) as conn:
+    with psycopg.connect(**params, password=web_lab[identity.DB_PASSWORD_ENV]) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone()[0] >= 3
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(**params, password="wrong")
 
 
-def test_redis_requires_password(good_lab: dict[str, str]) -> None:
+def test_redis_requires_password(web_lab: dict[str, str]) -> None:
     with pytest.raises(redis.AuthenticationError):
         redis_client(None).ping()
-    assert redis_client(good_lab[identity.REDIS_PASSWORD_ENV]).ping()
+    assert redis_client(web_lab[identity.REDIS_PASSWORD_ENV]).ping()
 
 
-def test_redis_bgsave_writes_snapshot(good_lab: dict[str, str]) -> None:
-    client = redis_client(good_lab[identity.REDIS_PASSWORD_ENV])
+def test_redis_bgsave_writes_snapshot(web_lab: dict[str, str]) -> None:
+    client = redis_client(web_lab[identity.REDIS_PASSWORD_ENV])
     before = client.info("persistence")["rdb_saves"]
     client.set("mssante:test:bgsave", "1")
     client.bgsave()
@@ -260,6 +266,7 @@ def test_redis_bgsave_writes_snapshot(good_lab: dict[str, str]) -> None:
     wait_until(saved, 10)
     assert client.info("persistence")["rdb_last_bgsave_status"] == "ok"
     assert (paths.service_dir("redis") / "data" / "dump.rdb").stat().st_size > 0
+    client.delete("mssante:test:bgsave")
 
 
 def test_maintenance_mode_round_trip(https: httpx.Client, admin_token: str) -> None:
@@ -276,9 +283,9 @@ def test_maintenance_mode_round_trip(https: httpx.Client, admin_token: str) -> N
 
 
 def test_maintenance_switch_is_admin_only(https: httpx.Client,
-                                          good_lab: dict[str, str]) -> None:
+                                          web_lab: dict[str, str]) -> None:
     address, variable = next(iter(identity.MAILBOXES.items()))
-    token = login(https, address, good_lab[variable]).json()["data"]["token"]
+    token = login(https, address, web_lab[variable]).json()["data"]["token"]
     switch = f"{API}/api/v1/admin/maintenance"
     assert https.post(switch, json={"enabled": True}).status_code == 401
     assert https.post(switch, json={"enabled": True},
@@ -331,33 +338,33 @@ def test_fault_db_down_degrades_health(https: httpx.Client) -> None:
     assert https.get(f"{API}/health").json()["status"] == "ok"
 
 
-def test_fault_health_lies(https: httpx.Client, good_lab: dict[str, str]) -> None:
+def test_fault_health_lies(https: httpx.Client, web_lab: dict[str, str]) -> None:
     with fault("health-lies"):
         assert not port_open(ports.POSTGRES)
         response = https.get(f"{API}/health")
         assert response.status_code == 200 and response.json()["status"] == "ok"
         # ...while anything that really needs the database fails.
         assert login(https, identity.ADMIN_EMAIL,
-                     good_lab[identity.ADMIN_PASSWORD_ENV]).status_code == 503
+                     web_lab[identity.ADMIN_PASSWORD_ENV]).status_code == 503
     assert https.get(f"{API}/health").status_code == 200
 
 
-def test_fault_auth_broken(https: httpx.Client, good_lab: dict[str, str]) -> None:
+def test_fault_auth_broken(https: httpx.Client, web_lab: dict[str, str]) -> None:
     with fault("auth-broken"):
-        response = login(https, identity.ADMIN_EMAIL, good_lab[identity.ADMIN_PASSWORD_ENV])
+        response = login(https, identity.ADMIN_EMAIL, web_lab[identity.ADMIN_PASSWORD_ENV])
         assert response.status_code == 401
         assert https.get(f"{API}/health").status_code == 200     # health cannot see it
     assert login(https, identity.ADMIN_EMAIL,
-                 good_lab[identity.ADMIN_PASSWORD_ENV]).status_code == 200
+                 web_lab[identity.ADMIN_PASSWORD_ENV]).status_code == 200
 
 
-def test_fault_redis_down(https: httpx.Client, good_lab: dict[str, str]) -> None:
+def test_fault_redis_down(https: httpx.Client, web_lab: dict[str, str]) -> None:
     with fault("redis-down"):
         assert not port_open(ports.REDIS)
         body = https.get(f"{API}/health").json()
         assert body["status"] == "degraded" and body["checks"]["redis"]["status"] == "error"
         assert login(https, identity.ADMIN_EMAIL,
-                     good_lab[identity.ADMIN_PASSWORD_ENV]).status_code == 503
+                     web_lab[identity.ADMIN_PASSWORD_ENV]).status_code == 503
     assert https.get(f"{API}/health").status_code == 200
 
 
@@ -376,8 +383,23 @@ def test_fault_prometheus_down(plain: httpx.Client) -> None:
     assert plain.get(f"{PROMETHEUS}/-/ready").status_code == 200
 
 
+def test_fault_cert_expiring_alerts(plain: httpx.Client) -> None:
+    """Metric -> rule -> Alertmanager: the seed's "< 30 days" certificate alert really fires."""
+    with fault("cert-expiring"):
+        def alert_names() -> set[str]:
+            alerts = plain.get(f"{ALERTMANAGER}/api/v2/alerts").json()
+            return {alert["labels"]["alertname"] for alert in alerts}
+        assert "CertificateExpiringSoon" in wait_until(
+            lambda: "CertificateExpiringSoon" in alert_names() and alert_names(), 25)
+        query = plain.get(f"{PROMETHEUS}/api/v1/query", params={
+            "query": 'mssante_certificate_expiry_timestamp_seconds{endpoint="https-api"}'
+                     " - time()"}).json()
+        days_left = float(query["data"]["result"][0]["value"][1]) / 86400
+        assert 3 < days_left < 7
+
+
 @legacy_probe
-def test_fault_tls_legacy_reaches_nginx(good_lab: dict[str, str]) -> None:
+def test_fault_tls_legacy_reaches_nginx(web_lab: dict[str, str]) -> None:
     """The TLS 1.1 probe above can fail: under tls-legacy nginx completes the handshake."""
     with fault("tls-legacy"):
         assert handshake(ports.HTTPS_API, ssl.TLSVersion.TLSv1_1) is not None
@@ -397,7 +419,7 @@ def _descendants(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs daemons as their own users")
-def test_stop_leaves_no_process(good_lab: dict[str, str]) -> None:
+def test_stop_leaves_no_process(web_lab: dict[str, str]) -> None:
     from lab.services import selected
     for service in selected(SERVICES):
         pidfile = (Postgres().data / "postmaster.pid" if service.name == "postgres"

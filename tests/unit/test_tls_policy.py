@@ -187,9 +187,12 @@ def test_hsts(anssi: TlsPolicy) -> None:
 
 def test_failed_scan_is_an_error_for_every_rule(anssi: TlsPolicy) -> None:
     scan = TlsScan(SMTP, NOW, 0.1, error="ServerRejectedConnection: refused")
-    results = evaluate(anssi, scan)
-    assert {r.verdict for r in results} == {"error"}
-    assert "refused" in results[0].measured
+    results = {r.rule_id: r for r in evaluate(anssi, scan)}
+    assert {r.verdict for r in results.values()} == {"error", "not_applicable"}
+    assert results["hsts"].verdict == "not_applicable"          # SMTP: HSTS never applies
+    assert "refused" in results["protocols"].measured
+    https = TlsScan(HTTPS, NOW, 0.1, error="ServerRejectedConnection: refused")
+    assert {r.verdict for r in evaluate(anssi, https)} == {"error"}
 
 
 def test_failed_scan_command_is_an_error_for_its_rules_only(anssi: TlsPolicy) -> None:
