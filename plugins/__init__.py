@@ -9,6 +9,8 @@
 - :mod:`plugins.endpoints` — the profile's TLS endpoints and ``tls_endpoint`` parametrisation
 - :mod:`plugins.waivers` — ``fixtures/waivers.toml`` / ``--waivers``: approved, expiring waivers
 - :mod:`plugins.evidence` — ``--evidence``: evidence report, bundle and SHA-256 manifest
+- :mod:`plugins.load` — ``--load``: the load suite run with locust, bounded and judged
+  (:mod:`plugins.load_stats` reads and judges its output, :mod:`plugins.load_chart` draws it)
 
 Not a plugin: :mod:`plugins.healthcheck`, the seed's 5-minute health check as a command
 (``python -m plugins.healthcheck --env NAME``).
@@ -35,6 +37,7 @@ pytest_plugins = [
     "plugins.endpoints",
     "plugins.waivers",
     "plugins.evidence",
+    "plugins.load",
 ]
 
 

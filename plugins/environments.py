@@ -8,6 +8,7 @@ against a platform).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import pytest
 
 from plugins import profile as profiles
@@ -28,8 +29,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _needs_profile(config: pytest.Config) -> bool:
     """Suites need a profile; the suite's own tests (tests/) do not."""
-    args = [a for a in config.args if not a.startswith("-")]
-    return any("suites" in os.path.normpath(str(a)).split(os.sep) for a in args) or not args
+    suites = (Path(__file__).resolve().parent.parent / "suites").resolve()
+    for arg in config.args:
+        path = Path(str(config.invocation_params.dir), arg.split("::")[0]).resolve()
+        if path == suites or suites in path.parents:
+            return True
+    return not config.args
 
 
 def configure(config: pytest.Config) -> None:

@@ -34,7 +34,7 @@ def latency_chart(steps: list[StepStats], users: list[tuple[int, int]], summary:
     left.legend(fontsize=7)
 
     key = next((s for s in steps if s.label == summary.key), None)
-    start = min((s.first for s in steps), default=0)
+    start = int(min((s.first for s in steps), default=0))
     if key is not None and key.per_second:
         seconds = sorted(key.per_second)
         right.plot([t - start for t in seconds],

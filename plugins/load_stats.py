@@ -126,7 +126,7 @@ def summarise(steps: list[StepStats], key: tuple[str, str], unit: str) -> Summar
     requests = sum(s.requests for s in steps)
     failures = sum(s.failures for s in steps)
     span = max(max((s.last for s in steps), default=0) - min((s.first for s in steps), default=0),
-               1.0)
+               0.1)
     main = next((s for s in steps if (s.kind, s.name) == key), None)
     worst = max(steps, key=lambda s: s.percentile(0.95), default=None)
     return Summary(

@@ -104,6 +104,9 @@ class Rule:
 
 @dataclass(frozen=True)
 class TlsPolicy:
+    """A loaded policy: its rules in file order (the report order), and a full adjusted rule
+    set for each endpoint the file relaxes, so judging never re-reads the file."""
+
     path: Path
     name: str
     source: str
@@ -354,7 +357,7 @@ def _hsts(p: HstsParams, scan: TlsScan) -> _Outcome:
     return _Outcome("fail" if offending else "pass", measured, offending)
 
 
-# rule id -> (parameter type, check). The order is the report order.
+# What the engine can check: rule id -> (parameter type, check). A policy picks among them.
 _RULES: dict[str, tuple[type, Callable[[Any, TlsScan], _Outcome]]] = {
     "protocols": (ProtocolParams, _protocols),
     "cipher_suites_tls12": (SuiteParams, _suites_tls12),
@@ -451,11 +454,12 @@ def _rule(where: _Where, rule_id: str, table: dict[str, Any], key: str = "") -> 
             values[name] = where.typed(table, name, key, hints[name])
         elif spec.default is MISSING:
             where.fail(f"{key}.{name}", "missing")
-    for name in ("allowed", "degraded", "preferred"):
-        for version in values.get(name, ()) if params_type is ProtocolParams else ():
-            if version not in PROTOCOLS:
-                where.fail(f"{key}.{name}", f"unknown protocol {version!r}; use one of "
-                                            f"{', '.join(PROTOCOLS)}")
+    if params_type is ProtocolParams:       # a typo here would silently fail every endpoint
+        for name in ("allowed", "degraded", "preferred"):
+            for version in values.get(name, ()):
+                if version not in PROTOCOLS:
+                    where.fail(f"{key}.{name}", f"unknown protocol {version!r}; use one of "
+                                                f"{', '.join(PROTOCOLS)}")
     on_failure = table.get("on_failure", "fail")
     if on_failure not in ("fail", "warn"):
         where.fail(f"{key}.on_failure", "expected \"fail\" or \"warn\"")

@@ -253,22 +253,19 @@ def scan(endpoint: TlsEndpoint, timeout_s: float = 5.0, deadline_s: float = 180.
     """
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
-    try:
-        requests = _requests(endpoint, timeout_s, attempts)
-    except Exception as exc:  # noqa: BLE001 - DNS, unreadable client key, bad config: all "error"
-        return TlsScan(endpoint, started, time.monotonic() - clock, error=_one_line(exc))
-
     outcome: dict[str, Any] = {}
 
     def run() -> None:
         from sslyze import Scanner
 
         try:
+            # Inside the deadline: building the requests resolves the host name.
+            requests = _requests(endpoint, timeout_s, attempts)
             scanner = Scanner()
             scanner.queue_scans(requests)
             by_uuid = {result.uuid: result for result in scanner.get_results()}
             outcome["results"] = [by_uuid[request.uuid] for request in requests]
-        except Exception as exc:  # noqa: BLE001 - reported as the scan's error
+        except Exception as exc:  # noqa: BLE001 - DNS, unusable client key, sslyze: all "error"
             outcome["error"] = exc
 
     worker = threading.Thread(target=run, name=f"sslyze-{endpoint.name}", daemon=True)
@@ -395,7 +392,7 @@ def from_sslyze_json(endpoint: TlsEndpoint, document: dict[str, Any], started_at
     )
 
 
-def group_name(name: str) -> str:
+def _group_name(name: str) -> str:
     """IANA spelling of an sslyze/OpenSSL curve name (X25519 → x25519; SECG names unchanged)."""
     return {"X25519": "x25519", "X448": "x448", "prime256v1": "secp256r1",
             "prime192v1": "secp192r1"}.get(name, name)
@@ -409,14 +406,14 @@ def _suite(accepted: dict[str, Any]) -> AcceptedSuite:
         openssl_name=accepted["cipher_suite"]["openssl_name"],
         key_exchange=key["type_name"] if key else None,
         key_exchange_bits=key["size"] if key else None,
-        group=group_name(curve) if curve else None,
+        group=_group_name(curve) if curve else None,
     )
 
 
 def _groups(result: dict[str, Any] | None) -> tuple[str, ...] | None:
     if result is None:
         return None
-    return tuple(group_name(c["name"]) for c in result.get("supported_curves") or ())
+    return tuple(_group_name(c["name"]) for c in result.get("supported_curves") or ())
 
 
 def _chains(result: dict[str, Any] | None) -> tuple[tuple[CertificateFacts, ...], ...]:
@@ -480,19 +477,20 @@ def _one_line(exc: BaseException) -> str:
 # --- per-run cache shared by pytest-xdist workers ---------------------------------------------
 
 def scan_cached(endpoint: TlsEndpoint, cache_dir: Path, timeout_s: float = 5.0,
-                deadline_s: float = 180.0) -> TlsScan:
+                deadline_s: float = 180.0, fresh_after: datetime | None = None) -> TlsScan:
     """One scan per endpoint per run, whichever worker asks first.
 
+    ``cache_dir`` should belong to the run (e.g. the run's evidence folder);
     ``cache_dir/<name>.json`` is the evidence file (``TlsScan.to_record()``). A per-endpoint
     ``flock`` makes concurrent workers wait for the first one's scan and read its file instead
-    of scanning again. A file for the same name but a different endpoint (host, port, …)
-    is rescanned and replaced.
+    of scanning again. A file for the same name but another endpoint (host, port, …), or one
+    from a scan started before ``fresh_after`` (the run's start), is rescanned and replaced.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"{endpoint.name}.json"
     with _exclusive(cache_dir / f"{endpoint.name}.lock", wait_s=deadline_s + 30.0):
         cached = _read_record(path, endpoint)
-        if cached is not None:
+        if cached is not None and (fresh_after is None or cached.started_at >= fresh_after):
             return cached
         result = scan(endpoint, timeout_s=timeout_s, deadline_s=deadline_s)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -505,7 +503,7 @@ def _read_record(path: Path, endpoint: TlsEndpoint) -> TlsScan | None:
     try:
         record = json.loads(path.read_text())
         cached = TlsScan.from_record(record)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
     return cached if cached.endpoint == endpoint else None
 

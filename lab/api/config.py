@@ -3,6 +3,10 @@
 Secrets never sit in the settings file: it names the variables that hold them
 (``..._PASSWORD_ENV``), looked up in the environment first, then in ``MSSANTE_API_SECRETS_FILE``
 (the lab's ``secrets.env``), the same indirection the suite's profiles use.
+
+The release served (its VERSION and migrations) is ``MSSANTE_API_RELEASE_DIR``, else the
+``current`` folder beside the settings file when it exists (the checkout ``python -m lab
+deploy`` switches), else the release shipped in this package.
 """
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from lab.api import PACKAGE_DIR
 
 PREFIX = "MSSANTE_API_"
 ENV_FILE_VARIABLE = f"{PREFIX}ENV_FILE"
@@ -57,6 +63,11 @@ class Settings:
     pki_dir: Path | None            # where crl/ and aia/ are published from
     seed_users: tuple[SeedUser, ...]
     faults: frozenset[str]          # lab fault switches: health-lies, auth-broken
+    release_dir: Path = PACKAGE_DIR  # the release served: VERSION and migrations/
+
+    @property
+    def migrations_dir(self) -> Path:
+        return self.release_dir / "migrations"
 
     @classmethod
     def load(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -83,7 +94,14 @@ class Settings:
             pki_dir=reader.path("PKI_DIR"),
             seed_users=reader.seed_users(),
             faults=frozenset(f for f in reader.get("FAULTS", "").split(",") if f.strip()),
+            release_dir=reader.path("RELEASE_DIR") or _selected_release(env_file),
         )
+
+
+def _selected_release(env_file: str | None) -> Path:
+    """The ``current`` checkout beside the settings file if a deploy created it, else ours."""
+    current = Path(env_file).resolve().parent / "current" if env_file else None
+    return current if current is not None and (current / "VERSION").is_file() else PACKAGE_DIR
 
 
 class _Reader:

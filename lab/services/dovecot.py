@@ -17,9 +17,11 @@ itself listens for it on ``127.0.0.2``; IMAPS and LMTP are Dovecot's own listene
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +34,7 @@ from lab.services.base import LabContext, Service
 
 MAIL_USER = "mssantelab"
 START_TIMEOUT = 15.0
-CHILD_GRACE = 2.0       # how long children may outlive the master before being terminated
+CHILD_GRACE = 0.5       # how long children may outlive the master before each signal
 
 
 def auth_socket() -> Path:
@@ -289,10 +291,15 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _reap(pids: list[int], grace: float) -> None:
-    """Give pids ``grace`` seconds in all to exit, then terminate (TERM, then KILL) the rest."""
-    deadline = time.monotonic() + grace
-    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in pids:
-        if pid_alive(pid):
-            terminate(pid, timeout=grace)
+    """Wait up to ``grace`` for pids to exit; SIGTERM the rest at once, then SIGKILL."""
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid in pids if pid_alive(pid)]
+        for pid in alive if sig else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [pid for pid in alive if pid_alive(pid)]
+        if not alive:
+            return

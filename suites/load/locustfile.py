@@ -183,7 +183,7 @@ class ApiUser(FastHttpUser):
     def login(self) -> None:
         email, password = self.target.account()
         with self.client.post(LOGIN_PATH, json={"email": email, "password": password},
-                              name="login", catch_response=True) as response:
+                              catch_response=True) as response:
             token = _token(response)
             if token:
                 self.headers = {"Authorization": f"Bearer {token}"}
@@ -195,7 +195,7 @@ class ApiUser(FastHttpUser):
         if self.headers is None:
             self.login()           # a failed login is retried, and counted, every iteration
             return
-        with self.client.get(MAILBOXES_PATH, headers=self.headers, name=f"GET {MAILBOXES_PATH}",
+        with self.client.get(MAILBOXES_PATH, headers=self.headers,
                              catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"answered {response.status_code}")

@@ -31,6 +31,7 @@ def test_login_after_starttls(mailbox, mailboxes):
     mailbox(mailboxes[0], "login")
 
 
+@pytest.mark.fails_login
 @pytest.mark.requirement("MSS-CLIENT-AUTH")
 def test_wrong_credentials_refused(imap, open_imap, mail_tls, mailboxes):
     session = open_imap(imap, "wrong-password")

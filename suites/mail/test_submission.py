@@ -47,6 +47,7 @@ def test_auth_after_tls(submit_session, mailboxes, record):
     record.measure("auth_mechanisms", features["auth"].split())
 
 
+@pytest.mark.fails_login
 @pytest.mark.requirement("MSS-CLIENT-AUTH")
 def test_wrong_password_refused(submission, open_smtp, mail_tls, mailboxes):
     session = open_smtp(submission, "wrong-password")

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from policy.tls import evaluate, load_policy
+from probes.testssl import run_testssl
 from probes.tls_scan import Hsts, TlsEndpoint, scan, scan_cached
 
 REPO = Path(__file__).resolve().parents[2]
@@ -253,6 +254,18 @@ def test_legacy_server_tls10_aes128_sha_is_seen_and_failed(s_server) -> None:
     assert results["cipher_suites_tls12"].verdict == "fail"
 
 
+def test_testssl_sees_the_same_versions_and_suites(s_server) -> None:
+    """A second, independent scanner (testssl.sh) agrees with ours on a legacy server."""
+    server = s_server("-cipher", "ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA:@SECLEVEL=0",
+                      "-min_protocol", "TLSv1", "-max_protocol", "TLSv1.2")
+    ours = scan(endpoint(server.port))
+    theirs = run_testssl("127.0.0.1", server.port, timeout_s=240)
+    assert theirs.error is None, theirs.error
+    assert theirs.protocols == ours.accepted_protocols == ("TLSv1.0", "TLSv1.1", "TLSv1.2")
+    assert {p: sorted(names) for p, names in theirs.suites.items()} == {
+        p: sorted(s.name for s in ours.protocols[p]) for p in ours.accepted_protocols}
+
+
 def test_unreachable_port_is_a_quick_failed_scan() -> None:
     started = time.monotonic()
     result = scan(endpoint(free_port()), timeout_s=2)
@@ -260,6 +273,17 @@ def test_unreachable_port_is_a_quick_failed_scan() -> None:
     assert result.error and "rejected the connection" in result.error
     verdicts = {r.rule_id: r.verdict for r in evaluate(ANSSI, result)}
     assert set(verdicts.values()) == {"error", "not_applicable"} and verdicts["hsts"] != "error"
+
+
+def test_silent_server_hits_the_deadline_not_a_hang() -> None:
+    with socket.socket() as silent:                 # accepts TCP (backlog), never speaks TLS
+        silent.bind(("127.0.0.1", free_port()))
+        silent.listen(16)
+        started = time.monotonic()
+        result = scan(endpoint(silent.getsockname()[1]), timeout_s=1, deadline_s=2)
+        elapsed = time.monotonic() - started
+    assert elapsed < 4
+    assert result.error is not None
 
 
 def test_unusable_client_key_is_a_failed_scan(tmp_path: Path) -> None:
@@ -308,6 +332,8 @@ def test_cache_returns_the_same_scan_without_rescanning(s_server, tmp_path: Path
     assert again == first
     record = json.loads((tmp_path / "local.json").read_text())
     assert record["sslyze"]["sslyze_version"] and record["summary"]["protocols"]["TLSv1.3"]
+    later_run = datetime.datetime.now(datetime.timezone.utc)
+    assert scan_cached(endpoint(server.port), tmp_path, fresh_after=later_run).error
     moved = scan_cached(endpoint(free_port()), tmp_path)          # same name, other endpoint
     assert moved.error is not None
 
