@@ -1,11 +1,13 @@
-"""``python -m lab {install,up,down,status,reload,faults,env}``."""
+"""``python -m lab {install,up,down,status,reload,faults,env,releases,deploy,rollback,maintenance,
+restore-redis}``."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from lab import control, paths
+from lab import control, deploy, paths
 from lab.faults import FAULTS
 from lab.process import LabError
 
@@ -24,6 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("reload", help="apply the edited configuration files under .lab/")
     commands.add_parser("faults", help="list the faults the lab can be started with")
     commands.add_parser("env", help="print the path of the environment profile for the lab")
+    commands.add_parser("releases", help="list the reference API's releases and the deployed one")
+    deploy_cmd = commands.add_parser("deploy", help="deploy a release: stop the API, check out "
+                                     "its tag, migrate, start (no health wait, no rollback)")
+    deploy_cmd.add_argument("version", help="a release, e.g. 1.1.0 (see `releases`)")
+    rollback = commands.add_parser("rollback", help="check out an earlier release and restart "
+                                   "the API (data: python -m plugins.backups --restore)")
+    rollback.add_argument("version", nargs="?", default=None,
+                          help="release to go back to (default: the previous tag)")
+    rollback.add_argument("-f", "--force", action="store_true",
+                          help="no confirmation (also with ROLLBACK_AUTO=true)")
+    maintenance = commands.add_parser("maintenance", help="switch the API's maintenance mode")
+    maintenance.add_argument("state", choices=("on", "off"))
+    restore_redis = commands.add_parser("restore-redis", help="stop Redis, put an RDB snapshot "
+                                        "back, start it")
+    restore_redis.add_argument("rdb", type=Path, help="the snapshot (redis.rdb of a backup)")
     args = parser.parse_args(argv)
     try:
         if args.command == "install":
@@ -46,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<{width}}  {description}")
         elif args.command == "env":
             print(paths.profile_path())
+        elif args.command == "releases":
+            print("\n".join([*deploy.ensure_platform(), *deploy.releases_table()]))
+        elif args.command == "deploy":
+            print("\n".join(deploy.deploy(args.version)))
+        elif args.command == "rollback":
+            print("\n".join(deploy.rollback(args.version, args.force)))
+        elif args.command == "maintenance":
+            print(deploy.maintenance(args.state == "on"))
+        elif args.command == "restore-redis":
+            print("\n".join(deploy.restore_redis(args.rdb.resolve())))
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ the terminal summary that follows can say where the bundle is.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -38,6 +39,8 @@ HTML_REPORT = "evidence.html"
 MD_REPORT = "evidence.md"
 RUN_REPORTS = "run-reports"
 COPIED_REPORTS = ("summary.md", "results.json", "junit.xml", "report.html")
+# Charts (the load suite's latency PNG) are embedded in the HTML so it stays one file.
+MAX_EMBEDDED_BYTES = 2_000_000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,9 +55,10 @@ def configure(config: pytest.Config) -> None:
             or config.option.collectonly):
         return
     collector = config.stash.get(COLLECTOR_KEY, None)
-    if collector is None:
+    profile = environments.get_profile(config)
+    if collector is None or profile is None:
         raise pytest.UsageError("--evidence needs an environment profile (--env NAME)")
-    config.pluginmanager.register(EvidenceWriter(config, collector), "mssante-evidence")
+    config.pluginmanager.register(EvidenceWriter(config, profile, collector), "mssante-evidence")
 
 
 def sha256_file(path: Path) -> str:
@@ -104,8 +108,7 @@ def _waiver_states(config: pytest.Config, results: list[CheckResult]) -> list[Wa
     for waiver in waiver_file.waivers if waiver_file else []:
         entry = waiver.to_dict()
         if waiver.expired(today):
-            tests = [r.nodeid for r in results if any(
-                w.startswith(f"waiver {waiver.id} ") for w in r.warnings)]
+            tests = [r.nodeid for r in results if waivers.expired_note(waiver) in r.warnings]
             states.append(WaiverStatus(entry, f"expired on {entry['expires']}, not applied", tests))
             continue
         tests = [r.nodeid for r in results if r.waiver == entry]
@@ -114,14 +117,16 @@ def _waiver_states(config: pytest.Config, results: list[CheckResult]) -> list[Wa
 
 
 class EvidenceWriter:
-    def __init__(self, config: pytest.Config, collector: Collector) -> None:
+    def __init__(self, config: pytest.Config, profile: Profile, collector: Collector) -> None:
         self.config = config
+        self.profile = profile
         self.collector = collector
         self.bundle: Path | None = None
 
-    def _meta(self, profile: Profile) -> dict[str, Any]:
-        results_json = self.collector.out_dir / "results.json"
-        meta = dict(json.loads(results_json.read_text())["metadata"])
+    def _meta(self, run_meta: dict[str, Any]) -> dict[str, Any]:
+        """The run's metadata as results.json holds it (redacted), plus what an auditor checks."""
+        profile = self.profile
+        meta = dict(run_meta)
         meta["profile_sha256"] = sha256_file(profile.path)
         policy = profile.path_of("policy", "tls")
         if policy is not None:
@@ -136,8 +141,6 @@ class EvidenceWriter:
         return meta
 
     def write(self) -> Path:
-        profile = environments.get_profile(self.config)
-        assert profile is not None  # configure() registered us only with a Collector
         bundle = run.evidence_dir(self.config)
         copies = bundle / RUN_REPORTS
         copies.mkdir(exist_ok=True)
@@ -156,9 +159,11 @@ class EvidenceWriter:
             entry.tests = users.get(entry.path, [])
         saved = json.loads((self.collector.out_dir / "results.json").read_text())
         report = EvidenceReport(
-            meta=self._meta(profile), verdict=saved["verdict"], results=results,
+            meta=self._meta(saved["metadata"]), verdict=saved["verdict"], results=results,
             catalogue=self.config.stash[requirements.CATALOGUE_KEY], files=files,
-            waivers=_waiver_states(self.config, results), present={f.path for f in files})
+            waivers=_waiver_states(self.config, results), present={f.path for f in files},
+            figures={f.path: base64.b64encode((bundle / f.path).read_bytes()).decode()
+                     for f in files if f.path.endswith(".png") and f.size <= MAX_EMBEDDED_BYTES})
         (bundle / HTML_REPORT).write_text(render_html(report), encoding="utf-8")
         (bundle / MD_REPORT).write_text(render_markdown(report), encoding="utf-8")
         write_manifest(bundle)
@@ -166,9 +171,8 @@ class EvidenceWriter:
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session):  # type: ignore[no-untyped-def]
-        profile = environments.get_profile(self.config)
-        if profile is not None and "target_version" not in self.collector.facts:
-            self.collector.facts["target_version"] = target_version(profile)
+        if "target_version" not in self.collector.facts:
+            self.collector.facts["target_version"] = target_version(self.profile)
         yield
         self.bundle = self.write()
 

@@ -78,6 +78,7 @@ class EvidenceReport:
     files: list[EvidenceFile]
     waivers: list[WaiverStatus]
     present: set[str] = field(default_factory=set)   # evidence paths that exist in the bundle
+    figures: dict[str, str] = field(default_factory=dict)  # PNG evidence path -> base64 content
 
     @property
     def rows(self) -> list[MatrixRow]:
@@ -154,6 +155,13 @@ def render_html(report: EvidenceReport) -> str:
             f'<td>{"<br>".join(_link(p, report.present) for p in evidence) or "—"}</td>'
             f"<td>{_badge(row.outcome)}</td></tr>")
     parts.append("</tbody></table>")
+
+    if report.figures:
+        parts.append('<h2 id="figures">Figures</h2>')
+        parts += [f'<figure><img alt="{_e(path)}" style="max-width:100%" '
+                  f'src="data:image/png;base64,{data}"><figcaption class="small">'
+                  f'{_link(path, report.present)}</figcaption></figure>'
+                  for path, data in sorted(report.figures.items())]
 
     parts += ['<h2 id="tests">Tests</h2><table id="results"><thead><tr><th>Test</th>'
               "<th>Requirements</th><th>Outcome</th><th>Duration</th><th>Detail</th></tr>"
@@ -235,6 +243,9 @@ def render_markdown(report: EvidenceReport) -> str:
             {p for r in row.results for p in r.evidence})) or "—"
         lines.append(f"| {req.id} | {req.severity} | {_cell(req.title)} "
                      f"({_cell(req.source)}) | {tests} | {evidence} | **{row.outcome}** |")
+
+    if report.figures:
+        lines += ["", "## Figures", ""] + [f"![{path}]({path})" for path in sorted(report.figures)]
 
     lines += ["", "## Tests", "", "| Test | Requirements | Outcome | Duration | Detail |",
               "|---|---|---|---|---|"]

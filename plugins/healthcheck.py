@@ -8,6 +8,10 @@ file shape included, but each service must speak its protocol: the API's health 
 against the profile's IGC Santé anchors. Targets come from the same profile as the suites.
 
 Exit status: 0 healthy, 1 degraded, 2 usage or profile error (one line naming file and key).
+The seed's cron line becomes::
+
+    */5 * * * * cd /opt/mssante-check && .venv/bin/python -m plugins.healthcheck --env prod \
+        --output /var/log/mssante/health-status.json
 """
 from __future__ import annotations
 

@@ -53,6 +53,19 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "load.smtp": LOAD_KEYS,
     "load.imap": LOAD_KEYS,
     "healthcheck": {"error_threshold": int, "output": str},
+    # [[certificates.files]] entries ({name, cert, key, ...}) are validated by plugins/tls_audit.py.
+    "certificates": {"files": list},
+    # Deployment lifecycle (plugins/lifecycle.py, opt-in with --deploy): the platform's git
+    # checkout, the commands run on the [[hosts]] entry named by `host` ({python}, {version}
+    # placeholders) and the bounds of each wait. [[hosts]] is validated by plugins/hosts.py.
+    "lifecycle": {"source_dir": str, "host": str, "deploy_command": str,
+                  "rollback_command": str, "migrate_command": str,
+                  "maintenance_on_command": str, "maintenance_off_command": str,
+                  "health_timeout_s": (int, float), "command_timeout_s": (int, float),
+                  "pre_deploy_suite": str, "smoke_suite": str, "compose_files": list},
+    # Backups (plugins/backups.py): BACKUP_DIR overrides `dir`; {rdb} in the restore command.
+    "backup": {"dir": str, "max_age_h": (int, float), "config_paths": list, "redis_rdb": str,
+               "redis_restore_command": str, "pg_bin": str, "timeout_s": (int, float)},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "environment": ("name", "kind"),
@@ -68,6 +81,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "alertmanager": ("url",),
     "grafana": ("url",),
     "load": ("p95_ms", "max_failure_ratio", "min_rps"),
+    "lifecycle": ("deploy_command", "rollback_command"),
+    "backup": ("dir",),
 }
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "cert_fail_days": 7, "cert_warn_days": 30, "disk_free_gb": 50, "delivery_deadline_s": 60,

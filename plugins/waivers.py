@@ -146,6 +146,12 @@ def get_waivers(config: pytest.Config) -> WaiverFile | None:
     return config.stash.get(WAIVERS_KEY, None)
 
 
+def expired_note(waiver: Waiver) -> str:
+    """What the report of a failure says when its only waiver has expired."""
+    return (f"waiver {waiver.id} (approved by {waiver.approver}) expired on "
+            f"{waiver.expires.isoformat()}: not applied")
+
+
 def _apply(item: pytest.Item, report: pytest.TestReport, today: dt.date) -> None:
     waiver_file = get_waivers(item.config)
     profile = environments.get_profile(item.config)
@@ -157,9 +163,7 @@ def _apply(item: pytest.Item, report: pytest.TestReport, today: dt.date) -> None
     if valid:
         prop = ("waiver", json.dumps(valid[0].to_dict(), ensure_ascii=False))
     elif matches:
-        latest = max(matches, key=lambda w: w.expires)
-        prop = ("warning", f"waiver {latest.id} (approved by {latest.approver}) expired on "
-                           f"{latest.expires.isoformat()}: not applied")
+        prop = ("warning", expired_note(max(matches, key=lambda w: w.expires)))
     else:
         return
     item.user_properties.append(prop)

@@ -96,6 +96,8 @@ def _record_wire(client: IMAPClient, transcript: Transcript) -> None:
             transcript.client(f"{secret.group(1)} [REDACTED]")
             if " AUTHENTICATE " in text.upper():
                 authenticating.append(text.split()[0])
+        elif not text:
+            pass                            # imapclient ends some commands with a bare CRLF
         elif len(text) > _MAX_LINE or "\n" in text:
             transcript.client(f"<{len(data)} bytes of literal data>")
         else:

@@ -41,7 +41,7 @@ def serve(settings: Settings) -> None:
 def migrate(settings: Settings) -> None:
     params = {**settings.db, "connect_timeout": 5}
     with psycopg.connect(**params, autocommit=True) as conn:
-        applied = migrations.apply_pending(conn)
+        applied = migrations.apply_pending(conn, settings.migrations_dir)
         print(f"applied: {', '.join(applied) or 'nothing'}; schema: {migrations.current(conn)}")
 
 

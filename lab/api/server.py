@@ -29,9 +29,11 @@ MAX_BODY = 64 * 1024
 # Publication points the PKI writes and certificates name (CRL distribution point, AIA).
 PUBLISHED = {"crl": (re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.crl$"), "application/pkix-crl"),
              "aia": (re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.cer$"), "application/pkix-cert")}
-# Still answered in maintenance: monitoring, the switch that ends maintenance, and the PKI
-# publication points that other services' certificate checks depend on.
-MAINTENANCE_EXEMPT = ("/health", "/metrics", "/api/v1/admin/maintenance", "/crl/", "/aia/")
+# Still answered in maintenance: monitoring, the version and schema a deployment checks
+# during its maintenance window, the switch that ends maintenance, and the PKI publication
+# points that other services' certificate checks depend on.
+MAINTENANCE_EXEMPT = ("/health", "/metrics", "/version", "/api/v1/admin/maintenance", "/crl/",
+                      "/aia/")
 
 
 class Reply:
@@ -54,7 +56,7 @@ class Api:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.version = version()
+        self.version = version(settings.release_dir)
         self.db = Database(settings)
         self.tokens = Tokens(settings)
         certificates = {"https-api": settings.cert_file} if settings.cert_file else {}
@@ -104,7 +106,7 @@ class Api:
             checks = {"database": {"status": "ok", "latency_ms": 0.0},
                       "redis": {"status": "ok", "latency_ms": 0.0}}
         else:
-            checks = {"database": _timed(self.db.ping), "redis": _timed(self.tokens.ping)}
+            checks = {"database": _timed(self.db.check), "redis": _timed(self.tokens.ping)}
         healthy = all(check["status"] == "ok" for check in checks.values())
         body = {"status": "ok" if healthy else "degraded", "version": self.version,
                 "checks": checks}
@@ -112,7 +114,7 @@ class Api:
 
     def version_info(self, request: Request) -> Reply:
         return Reply(200, {"version": self.version, "schema": self.db.schema(),
-                           "schema_expected": migrations.expected()})
+                           "schema_expected": migrations.expected(self.settings.migrations_dir)})
 
     def render_metrics(self, request: Request) -> Reply:
         return Reply(200, self.metrics.render(), CONTENT_TYPE_LATEST)

@@ -80,6 +80,12 @@ class Database:
     def close(self) -> None:
         self.pool.close(timeout=2)
 
+    def check(self) -> None:
+        """What /health reports: the API could migrate and seed its database (a release whose
+        code and schema disagree fails here), and the server accepts clients right now."""
+        self.ensure_ready()
+        self.ping()
+
     def ping(self) -> None:
         """SELECT 1 on a new connection: proves the server accepts clients right now."""
         try:
@@ -98,7 +104,7 @@ class Database:
                 return
             try:
                 with psycopg.connect(**self.params, autocommit=True) as conn:
-                    applied = migrations.apply_pending(conn)
+                    applied = migrations.apply_pending(conn, self.settings.migrations_dir)
                     if applied:
                         log.info("applied migrations %s", ", ".join(applied))
                     self._seed(conn)

@@ -139,9 +139,8 @@ class Dovecot(Service):
         served = tls.served(ctx)
         plaintext = "no" if ctx.has("imap-plaintext-login") else "yes"
         return f"""\
-# Rendered by `python -m lab up` (lab/services/dovecot.py) for faults: \
-{", ".join(sorted(ctx.faults)) or "none"}.
-# Edit and run `python -m lab reload`. Nothing is included from /etc/dovecot.
+# Rendered by `python -m lab up` (lab/services/dovecot.py); `python -m lab status` names the
+# active faults. Edit and run `python -m lab reload`. Nothing is included from /etc/dovecot.
 instance_name = dovecot-lab
 base_dir = {self.base_dir}
 state_dir = {self.dir / "state"}

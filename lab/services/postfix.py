@@ -129,9 +129,8 @@ class Postfix(Service):
         lmtp = ("lmtp:unix:private/dovecot-lmtp" if ctx.has("delivery-broken")
                 else f"lmtp:inet:{ports.HOST}:{ports.LMTP}")
         return f"""\
-# Rendered by `python -m lab up` (lab/services/postfix.py) for faults: \
-{", ".join(sorted(ctx.faults)) or "none"}.
-# Edit and run `python -m lab reload`. Per-port settings are in master.cf.
+# Rendered by `python -m lab up` (lab/services/postfix.py); `python -m lab status` names the
+# active faults. Edit and run `python -m lab reload`. Per-port settings are in master.cf.
 compatibility_level = 3.6
 queue_directory = {self.queue_dir}
 data_directory = {self.dir / "data"}

@@ -24,6 +24,10 @@ from probes.tlsctx import client_context
 from probes.transcript import Transcript
 
 CLEANUP_WAIT_S = 5.0        # how long teardown looks for a message no test collected
+# Servers answer failed logins slowly on purpose: Dovecot waits 2 s, plus a penalty of up to
+# 15 s per client address after repeated failures. Sessions that fail a login on purpose
+# ("patient" ones) allow that much for each reply.
+PATIENT_TIMEOUT_S = 20.0
 Account = tuple[str, str]   # (address, password) of a test mailbox
 
 
@@ -71,11 +75,13 @@ def transcripts(request: pytest.FixtureRequest, evidence_path: Path,
 @pytest.fixture
 def open_smtp(timeouts: dict[str, float], transcripts: Callable[[Transcript], None]
               ) -> Iterator[Callable[[Section, str], smtp.RecordingSMTP]]:
-    """``open_smtp(section, label)``: a recorded SMTP session (banner read), closed at teardown."""
+    """``open_smtp(section, label, patient=False)``: a recorded SMTP session (banner read),
+    closed at teardown."""
     sessions: list[smtp.RecordingSMTP] = []
 
-    def open_(section: Section, label: str) -> smtp.RecordingSMTP:
-        session = smtp.connect(section["host"], section["port"], timeouts["connect"], label)
+    def open_(section: Section, label: str, patient: bool = False) -> smtp.RecordingSMTP:
+        timeout = PATIENT_TIMEOUT_S if patient else timeouts["connect"]
+        session = smtp.connect(section["host"], section["port"], timeout, label)
         sessions.append(session)
         transcripts(session.transcript)
         return session
@@ -88,12 +94,15 @@ def open_smtp(timeouts: dict[str, float], transcripts: Callable[[Transcript], No
 @pytest.fixture
 def open_imap(timeouts: dict[str, float], transcripts: Callable[[Transcript], None]
               ) -> Iterator[Callable[..., ImapSession]]:
-    """``open_imap(section, label, implicit_tls=False)``: a recorded IMAP session, logged out
-    at teardown; implicit TLS verifies the server against the section's anchors."""
+    """``open_imap(section, label, implicit_tls=False, patient=False)``: a recorded IMAP
+    session, logged out at teardown; implicit TLS verifies the server against the section's
+    anchors."""
     sessions: list[ImapSession] = []
 
-    def open_(section: Section, label: str, implicit_tls: bool = False) -> ImapSession:
-        session = ImapSession(section["host"], section["port"], timeouts["connect"], label,
+    def open_(section: Section, label: str, implicit_tls: bool = False,
+              patient: bool = False) -> ImapSession:
+        timeout = PATIENT_TIMEOUT_S if patient else timeouts["connect"]
+        session = ImapSession(section["host"], section["port"], timeout, label,
                               implicit_tls=implicit_tls,
                               context=tls_context(section) if implicit_tls else None)
         sessions.append(session)
@@ -178,8 +187,8 @@ def outbox(env_profile: Profile, mailbox) -> Iterator[Outbox]:
 
 
 @pytest.fixture
-def mx_attempt(target, open_smtp, outbox: Outbox,
-               mailboxes: list[Account]) -> Callable[..., tuple[smtp.Attempt, str]]:
+def mx_attempt(target, open_smtp, outbox: Outbox, mailboxes: list[Account],
+               record: Recorder) -> Callable[..., tuple[smtp.Attempt, str]]:
     """``mx_attempt(label, client, sender, recipient=None)``: one transaction on the MX port.
 
     ``client`` names the profile's client certificate to present (``"peer"``, ``"rogue"``,
@@ -200,6 +209,7 @@ def mx_attempt(target, open_smtp, outbox: Outbox,
             recipient = account[0]
             message = testmail.marked_message(sender, recipient, marker, f"MX {label}")
             data = testmail.wire_bytes(message)
+            record.measure("test_message", marker)
         session = open_smtp(section, label)
         result = smtp.attempt(session, tls_context(section, client), sender, recipient, data)
         if data is not None and result.accepted:

@@ -57,6 +57,7 @@ def test_message_with_attachment_arrives_intact(pair, submit_session, outbox, re
     sender, recipient = pair
     archive = XDM_ARCHIVE.read_bytes()
     marker = testmail.new_marker()
+    record.measure("test_message", marker)
     message = testmail.marked_message(sender[0], recipient[0], marker, "end-to-end")
     message["X-MSS-CODECDA"] = cda_code(archive)
     message.add_attachment(archive, maintype="application", subtype="zip",
@@ -94,6 +95,7 @@ def test_message_with_attachment_arrives_intact(pair, submit_session, outbox, re
 def test_success_dsn_returned(pair, submit_session, outbox, record):
     sender, recipient = pair
     marker = testmail.new_marker()
+    record.measure("test_message", marker)
     message = testmail.marked_message(sender[0], recipient[0], marker, "DSN")
     session, _ = submit_session(sender, "submission")
     outbox.expect(recipient, testmail.by_marker(marker))

@@ -34,7 +34,7 @@ def test_login_after_starttls(mailbox, mailboxes):
 @pytest.mark.fails_login
 @pytest.mark.requirement("MSS-CLIENT-AUTH")
 def test_wrong_credentials_refused(imap, open_imap, mail_tls, mailboxes):
-    session = open_imap(imap, "wrong-password")
+    session = open_imap(imap, "wrong-password", patient=True)
     session.starttls(mail_tls(imap))
     with pytest.raises(LoginError):
         session.login(mailboxes[0][0], f"wrong-{uuid.uuid4()}")

@@ -50,7 +50,7 @@ def test_auth_after_tls(submit_session, mailboxes, record):
 @pytest.mark.fails_login
 @pytest.mark.requirement("MSS-CLIENT-AUTH")
 def test_wrong_password_refused(submission, open_smtp, mail_tls, mailboxes):
-    session = open_smtp(submission, "wrong-password")
+    session = open_smtp(submission, "wrong-password", patient=True)
     smtp.ehlo_features(session)
     features = smtp.starttls(session, mail_tls(submission))
     mechanisms = features.get("auth", "").upper().split()

@@ -20,13 +20,25 @@ from plugins.results import CheckResult
 from tests.tmp_suite import POLICY, TmpRun, run_tmp_suite
 
 SOURCE = """
+import struct, zlib
 import pytest
+
+def png(width, height):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\\x00" + b"\\x20\\x60\\xc0" * width for _ in range(height))
+    return (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 @pytest.mark.requirement("SEED-MON-PROMETHEUS")
 def test_with_scan(evidence_path, record):
     (evidence_path / "scans").mkdir(exist_ok=True)
     (evidence_path / "scans" / "api.json").write_text('{"tls": "1.3"}')
     record.evidence("scans/api.json")
+    (evidence_path / "charts").mkdir(exist_ok=True)
+    (evidence_path / "charts" / "latency.png").write_bytes(png(120, 40))
+    record.evidence("charts/latency.png")
 
 @pytest.mark.requirement("SEED-MON-PROMETHEUS")
 def test_deliberate_failure():
@@ -67,7 +79,7 @@ def sha256sum_check(bundle: Path) -> subprocess.CompletedProcess[str]:
 
 
 def matrix_section(markdown: str) -> list[str]:
-    return markdown.split("## Requirement matrix")[1].split("## Tests")[0].strip().splitlines()
+    return markdown.split("## Requirement matrix")[1].split("\n## ")[0].strip().splitlines()
 
 
 def test_manifest_verifies_and_covers_every_file(bundle_run):
@@ -102,6 +114,7 @@ def test_markdown_matrix_and_metadata(bundle_run):
     assert "| Target version | unknown (not configured in tmpenv: [api]) |" in markdown
     assert "OpenSSL" in markdown and "pytest-xdist" in markdown
     assert "| SEED-OPS-9 |" in markdown.split("## Requirements not exercised")[1]
+    assert "![charts/latency.png](charts/latency.png)" in markdown.split("## Figures")[1]
     assert "**Verdict: FAILED**" in markdown
 
 
@@ -155,6 +168,8 @@ def test_html_in_headless_chromium(bundle_run, tmp_path):
     assert {rid: outcome for outcome, rid in rows} == MATRIX
     assert "&lt;b&gt;bold&lt;/b&gt;" in dom and "<b>bold</b>" not in dom
     assert 'href="scans/api.json"' in dom
+    assert re.search(r'<img alt="charts/latency.png" [^>]*src="data:image/png;base64,', dom), (
+        "the chart must be embedded: the HTML is one self-contained file")
     screenshot = tmp_path / "evidence.png"
     subprocess.run([CHROMIUM, *flags, "--window-size=1280,1400", f"--screenshot={screenshot}",
                     page], capture_output=True, timeout=60)

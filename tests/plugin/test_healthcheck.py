@@ -22,7 +22,9 @@ ALERTMANAGER = "http://127.0.0.1:10093"
 # Service addresses of the lab profile, each replaced by a closed port to make it fail.
 DEAD_SERVICES = {'url = "https://localhost:10443"': 'url = "https://localhost:9"',
                  'url = "https://localhost:10444"': 'url = "https://localhost:9"',
-                 "port = 10587": "port = 9", "port = 10143": "port = 9"}
+                 '[smtp.submission]\nhost = "localhost"\nport = 10587':
+                     '[smtp.submission]\nhost = "localhost"\nport = 9',
+                 '[imap]\nhost = "localhost"\nport = 10143': '[imap]\nhost = "localhost"\nport = 9'}
 
 
 def healthcheck(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,166 @@
+"""The platform's hosts as pytest-testinfra connections, declared in the profile's ``[[hosts]]``.
+
+Each entry names a testinfra connection (``local://`` for the lab, ``ssh://user@host`` for a
+real server) and what must hold on that host before a deployment: processes or services
+running, key files readable by their owner only (0600), free disk on the named paths, and the
+ports the platform needs, free or held by the expected process. The same connection runs the
+profile's deploy, rollback and maintenance commands (``run_command``), and reads resource use
+for the deployment report, so a command meant for the server runs on the server.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from plugins.profile import Profile, ProfileError
+
+LIST_KEYS = ("processes", "services", "key_files", "disk_paths")
+_HOLDER = re.compile(r'\("([^"]+)",pid=')
+
+
+@dataclass(frozen=True)
+class Port:
+    port: int
+    process: str            # who may hold it: a process name (as `ss -p` shows it) or its start
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    connection: str         # testinfra host spec: local://, ssh://user@host, paramiko://...
+    processes: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    key_files: tuple[str, ...] = ()
+    disk_paths: tuple[str, ...] = ()
+    ports: tuple[Port, ...] = ()
+
+
+def host_specs(profile: Profile) -> list[HostSpec]:
+    """``[[hosts]]`` entries, validated; relative paths resolve against the profile's folder
+    (they only make sense on ``local://``: give absolute paths for remote hosts)."""
+    specs = []
+    for index, entry in enumerate(profile.data.get("hosts", [])):
+        where = f"{profile.path}: [[hosts]] #{index + 1}"
+        for key in ("name", "connection"):
+            if not isinstance(entry.get(key), str):
+                raise ProfileError(f"{where} missing string key '{key}'")
+        unknown = set(entry) - {"name", "connection", "ports", *LIST_KEYS}
+        if unknown:
+            raise ProfileError(f"{where} unknown key '{sorted(unknown)[0]}'")
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in LIST_KEYS:
+            value = entry.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ProfileError(f"{where} key '{key}' must be a list of strings")
+            if key in ("key_files", "disk_paths"):
+                value = [str((profile.path.parent / v).resolve()) for v in value]
+            lists[key] = tuple(value)
+        ports = []
+        for port in entry.get("ports", []):
+            if not (isinstance(port, dict) and isinstance(port.get("port"), int)
+                    and isinstance(port.get("process"), str)):
+                raise ProfileError(f"{where} key 'ports' entries must be "
+                                   "{ port = <int>, process = \"<name>\" }")
+            ports.append(Port(port["port"], port["process"]))
+        specs.append(HostSpec(entry["name"], entry["connection"], ports=tuple(ports), **lists))
+    return specs
+
+
+def platform_host(profile: Profile) -> HostSpec | None:
+    """The host that runs the deploy commands: ``[lifecycle] host``, else the first one."""
+    specs = host_specs(profile)
+    wanted = profile.data.get("lifecycle", {}).get("host")
+    if wanted is None:
+        return specs[0] if specs else None
+    for spec in specs:
+        if spec.name == wanted:
+            return spec
+    raise ProfileError(f"{profile.path}: [lifecycle] host '{wanted}' is not a [[hosts]] name")
+
+
+@lru_cache(maxsize=None)
+def connect(connection: str) -> Any:
+    """A testinfra host (cached per connection string, as testinfra caches its backends)."""
+    import testinfra
+
+    return testinfra.get_host(connection)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    rc: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def tail(self) -> str:
+        """The last lines of output: what a report shows of a command."""
+        lines = (self.stdout + "\n" + self.stderr).strip().splitlines()
+        return " | ".join(lines[-6:])
+
+
+def run_command(host: Any, command: str, timeout: float,
+                env: dict[str, str] | None = None) -> CommandResult:
+    """Run a profile command on the host through ``sh -c``, bounded by coreutils ``timeout``
+    (testinfra's ``run`` has no time-out of its own); ``env`` is prefixed with ``env``."""
+    prefix = "env " + " ".join(f"{k}=%s" for k in env) + " " if env else ""
+    started = time.monotonic()
+    result = host.run(prefix + "timeout --kill-after=5 %s sh -c %s",
+                      *(env or {}).values(), str(int(timeout)), command)
+    return CommandResult(command, result.rc, result.stdout, result.stderr,
+                         time.monotonic() - started)
+
+
+def disk_free_gb(host: Any, path: str) -> float:
+    """Free space (GB, 10^9 bytes) for unprivileged users on the filesystem holding ``path``."""
+    result = host.run("df -Pk -- %s", path)
+    if result.rc != 0:
+        raise RuntimeError(f"df {path} failed: {result.stderr.strip()}")
+    available_kb = int(result.stdout.strip().splitlines()[-1].split()[3])
+    return available_kb * 1024 / 1e9
+
+
+def port_holders(host: Any, port: int) -> set[str]:
+    """Names of the processes listening on TCP ``port`` (empty when it is free)."""
+    result = host.run("ss -Hltnp %s", f"sport = :{port}")
+    if result.rc != 0:
+        raise RuntimeError(f"ss failed: {result.stderr.strip()}")
+    holders = set(_HOLDER.findall(result.stdout))
+    if result.stdout.strip() and not holders:
+        holders.add("(unknown: ss shows no process; run as root)")
+    return holders
+
+
+def resources(host: Any, paths: tuple[str, ...]) -> dict[str, Any]:
+    """Load, memory and free disk of the host, for the deployment report."""
+    load = host.run("cat /proc/loadavg").stdout.split()
+    cpus = host.run("nproc").stdout.strip()
+    meminfo = {}
+    for line in host.run("cat /proc/meminfo").stdout.splitlines():
+        key, _, value = line.partition(":")
+        meminfo[key] = int(value.split()[0]) if value.split() else 0
+    total = meminfo.get("MemTotal", 0) / 1024
+    used = total - meminfo.get("MemAvailable", 0) / 1024
+    return {"load1": float(load[0]) if load else None, "cpus": int(cpus) if cpus else None,
+            "mem_used_mb": round(used), "mem_total_mb": round(total),
+            "disk_free_gb": {path: round(disk_free_gb(host, path), 1) for path in paths}}
+
+
+def key_file_mode(host: Any, path: str) -> int | None:
+    """Permission bits of a file on the host (None when it does not exist)."""
+    file = host.file(path)
+    return file.mode if file.exists else None
+
+
+def relative(path: str, base: Path) -> str:
+    """A path shown relative to ``base`` when below it (short, readable test ids)."""
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return path

@@ -1,0 +1,56 @@
+"""The seed's monthly test-restore: the latest backup restores to exactly what it recorded.
+
+The backup must first be complete and match its SHA-256 sums (a partial or corrupted one is
+refused before anything is restored). Its database dump is then restored into a scratch
+database and its Redis snapshot loaded by a scratch server; both must equal the fingerprint
+taken when the backup was made: per-table row counts and content checksums, Redis keys and
+values. A backup that cannot be restored identically is not a backup.
+"""
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from plugins import backups
+
+pytestmark = pytest.mark.service("backup")
+
+
+@pytest.mark.requirement("LIFE-BACKUP-INTEGRITY")
+def test_latest_backup_complete_and_intact(backup_settings, record):
+    found = backups.list_backups(backup_settings.dir)
+    assert found, f"no backup in {backup_settings.dir} (from {backup_settings.dir_origin})"
+    latest = found[0]
+    record.measure("latest backup", latest.id)
+    record.measure("size", backups.human_size(latest.size()))
+    try:
+        backups.verify(latest)
+    except backups.BackupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.mark.requirement("SEED-OPS-4")
+def test_database_restores_identically(latest_backup, scratch_postgres, backup_settings, record):
+    started = time.monotonic()
+    backups.load_dump(latest_backup.path / "database.sql.gz", scratch_postgres, backup_settings)
+    record.measure("database restore", round(time.monotonic() - started, 2), "s")
+    with psycopg.connect(**scratch_postgres, connect_timeout=10) as conn:
+        restored = backups.database_fingerprint(conn)
+    expected = latest_backup.fingerprint()["database"]
+    record.measure("tables", len(restored))
+    record.measure("rows", sum(t["rows"] for t in restored.values()))
+    differences = backups.compare_database(expected, restored)
+    assert not differences, (f"backup {latest_backup.id}: the restored database differs from "
+                             "the backup's fingerprint: " + "; ".join(differences))
+
+
+@pytest.mark.requirement("SEED-OPS-4")
+def test_redis_restores_identically(latest_backup, scratch_redis, record):
+    restored = backups.redis_fingerprint(scratch_redis)
+    expected = latest_backup.fingerprint()["redis"]
+    record.measure("redis keys", len(restored))
+    differences = backups.compare_redis(expected, restored)
+    assert not differences, (f"backup {latest_backup.id}: the restored Redis snapshot differs "
+                             "from the backup's fingerprint: " + "; ".join(differences))

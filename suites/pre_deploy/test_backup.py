@@ -1,0 +1,32 @@
+"""The last backup is recent and complete: the seed's daily backups really ran.
+
+Complete means every file of the seed's structure present and matching its SHA-256 sums
+(the same verification a restore performs before touching anything).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from plugins import backups
+
+pytestmark = pytest.mark.service("backup")
+
+
+@pytest.mark.requirement("LIFE-PRE-BACKUP")
+def test_latest_backup_recent_and_complete(env_profile, record):
+    cfg = backups.settings(env_profile)
+    found = backups.list_backups(cfg.dir)
+    assert found, f"no backup in {cfg.dir} (from {cfg.dir_origin})"
+    latest = found[0]
+    taken = dt.datetime.strptime(latest.id, "%Y%m%d_%H%M%S").replace(tzinfo=dt.timezone.utc)
+    age_h = (dt.datetime.now(dt.timezone.utc) - taken).total_seconds() / 3600
+    record.measure("latest backup", latest.id)
+    record.measure("latest backup age", round(age_h, 1), "h")
+    try:
+        backups.verify(latest)
+    except backups.BackupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    assert age_h <= cfg.max_age_h, (
+        f"latest backup {latest.id} is {age_h:.1f} h old (more than {cfg.max_age_h} h)")
