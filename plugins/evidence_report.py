@@ -26,6 +26,7 @@ META_FIELDS = (
     ("tls_policy", "TLS policy"), ("tls_policy_sha256", "TLS policy SHA-256"),
     ("waivers_file", "Waiver file"), ("waivers_sha256", "Waiver file SHA-256"),
 )
+FOLD_AFTER = 5                  # longer test lists under an evidence file are folded
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:2px solid #ddd}
@@ -201,9 +202,11 @@ def render_html(report: EvidenceReport) -> str:
               '<table id="evidence"><thead><tr><th>File</th><th>Size</th><th>SHA-256</th>'
               "<th>Tests</th></tr></thead><tbody>"]
     for f in report.files:
+        tests = "<br>".join(f"<code>{_e(t)}</code>" for t in f.tests) or "—"
+        if len(f.tests) > FOLD_AFTER:   # a TLS scan serves dozens of rule tests
+            tests = f"<details><summary>{len(f.tests)} tests</summary>{tests}</details>"
         parts.append(f"<tr><td>{_link(f.path, report.present)}</td><td>{f.size}</td>"
-                     f'<td class="mono">{_e(f.sha256)}</td>'
-                     f'<td>{"<br>".join(f"<code>{_e(t)}</code>" for t in f.tests) or "—"}</td></tr>')
+                     f'<td class="mono">{_e(f.sha256)}</td><td>{tests}</td></tr>')
     parts.append("</tbody></table>")
 
     parts += ['<h2 id="not-exercised">Requirements not exercised by this run</h2>',

@@ -37,7 +37,7 @@ POLICY_KEY = pytest.StashKey[TlsPolicy]()
 POLICY_ORIGIN_KEY = pytest.StashKey[str]()
 FILES_KEY = pytest.StashKey[list["CertificateFile"]]()
 SCAN_FOLDER = "tls"                 # under the run's evidence folder
-SCAN_DEADLINE_S = 180.0             # a whole scan; each connection is bounded by the profile
+SCAN_DEADLINE_S = 60.0              # a whole scan (usually < 10 s); each connection is bounded by the profile
 
 
 class NotMeasured(ConnectionError):

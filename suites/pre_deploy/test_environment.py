@@ -25,5 +25,6 @@ def test_node_env_is_production(env_profile):
         pytest.skip(f"not applicable to {env_profile.name}: NODE_ENV=production is required "
                     f"of production profiles (kind = {env_profile.kind})")
     value = env_profile.lookup_env("NODE_ENV")
+    shown = "not set" if value is None else f"{value!r}"
     assert value == "production", (
-        f"NODE_ENV is {value!r}: a production deployment needs NODE_ENV=production")
+        f"NODE_ENV is {shown}: a production deployment needs NODE_ENV=production")
