@@ -372,13 +372,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("mssante_load"):
-        return
-    skip = pytest.mark.skip(reason="load test: opt-in, pass --load to run it (it puts real load "
-                                   "on the target and sends real mail)")
+    """Without --load: skip, saying how to opt in. With it: a pytest-timeout bound that fits
+    the run (the seed's 5 minutes exceed the suite's default per-test time-out)."""
+    marker = _time_bound(config) if config.getoption("mssante_load") else pytest.mark.skip(
+        reason="load test: opt-in, pass --load to run it (it puts real load on the target and "
+               "sends real mail)")
     for item in items:
-        if item.get_closest_marker("load"):
-            item.add_marker(skip)
+        if marker is not None and item.get_closest_marker("load"):
+            item.add_marker(marker)
+
+
+def _time_bound(config: pytest.Config) -> pytest.MarkDecorator | None:
+    profile = environments.get_profile(config)
+    if profile is None or not profile.has("load"):
+        return None
+    overrides = parse_overrides(config)
+    longest = max(resolve(profile, name, overrides).run_time_s for name in SCENARIOS)
+    wait = (REMOTE_WORKERS_WAIT_S if config.getoption("mssante_load_remote_workers") else
+            WORKERS_WAIT_S if config.getoption("mssante_load_workers") else 0)
+    return pytest.mark.timeout(longest + wait + STOP_GRACE_S +
+                               profile.threshold("delivery_deadline_s") + 60)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -1,10 +1,10 @@
 """The latency chart of a load run (PNG), drawn with matplotlib for the reports.
 
 Left: the response-time percentiles of every step against the p95 threshold, so a reader sees
-which step is slow and how long its tail is. Right: the unit of work completed each second
-(and failures) against the minimum throughput, with the number of running users, so a reader
-sees whether the load ramped up and held. matplotlib is imported here only (slow to import,
-and only needed when a load run happened).
+which step is slow and how long its tail is. Right: the unit of work completed each second and
+the failures of every step against the minimum throughput, with the number of running users,
+so a reader sees whether the load ramped up and held. matplotlib is imported here only (slow
+to import, and only needed when a load run happened).
 """
 from __future__ import annotations
 
@@ -39,11 +39,14 @@ def latency_chart(steps: list[StepStats], users: list[tuple[int, int]], summary:
         seconds = sorted(key.per_second)
         right.plot([t - start for t in seconds],
                    [key.per_second[t] - key.failures_per_second.get(t, 0) for t in seconds],
-                   color="tab:blue", label=f"{summary.key} ok per second")
-        failed = sorted(key.failures_per_second)
-        if failed:
-            right.plot([t - start for t in failed], [key.failures_per_second[t] for t in failed],
-                       color="tab:red", label="failures per second")
+                   color="tab:blue", marker=".", label=f"{summary.key} ok per second")
+    failures: dict[int, int] = {}
+    for step in steps:                   # a failing run may never reach its key step
+        for second, count in step.failures_per_second.items():
+            failures[second] = failures.get(second, 0) + count
+    if failures:
+        right.plot([t - start for t in sorted(failures)], [failures[t] for t in sorted(failures)],
+                   color="tab:red", marker=".", label="failures per second (all steps)")
     right.axhline(limits.min_rps, color="red", linestyle="--", linewidth=1,
                   label=f"minimum {limits.min_rps:g} {summary.unit}")
     right.set_xlabel("seconds since start")
@@ -51,7 +54,7 @@ def latency_chart(steps: list[StepStats], users: list[tuple[int, int]], summary:
     right.set_title(f"Throughput: {summary.throughput:g} {summary.unit} over the run")
     right.grid(True, alpha=0.3)
     right.legend(fontsize=7, loc="upper left")
-    if users:
+    if any(count for _, count in users):
         twin = right.twinx()
         twin.step([t - start for t, _ in users], [n for _, n in users], where="post",
                   color="grey", alpha=0.6, label="users")

@@ -192,8 +192,8 @@ def trust_store(anchors: TrustAnchors, forbidden: TrustAnchors | None = None,
     offending = []
     for cert in anchors.certificates:
         name = common_name(cert.subject)
-        if fingerprint(cert) in banned:
-            offending.append(f"{name}: also in the forbidden anchors {forbidden.label}")  # type: ignore[union-attr]
+        if forbidden is not None and fingerprint(cert) in banned:
+            offending.append(f"{name}: also in the forbidden anchors {forbidden.label}")
         if production and is_test_name(cert.subject):
             offending.append(f"{name}: IGC Santé TEST anchor in a production trust store")
         if cert.not_valid_after_utc < now:
@@ -212,26 +212,22 @@ def expiry(certs: Sequence[x509.Certificate], fail_days: float, warn_days: float
     now = now or _now()
     if not certs:
         return CertCheck("expiry", "error", "no certificate to judge")
-    offending, worst = [], "pass"
+    failing, warning = [], []
     for cert in certs:
-        left = days_left(cert, now)
-        name = common_name(cert.subject)
+        left, name = days_left(cert, now), common_name(cert.subject)
         if cert.not_valid_before_utc > now:
-            offending.append(f"{name}: not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M}")
-            worst = "fail"
+            failing.append(f"{name}: not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
         elif left < 0:
-            offending.append(f"{name}: expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
-            worst = "fail"
+            failing.append(f"{name}: expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
         elif left < fail_days:
-            offending.append(f"{name}: expires in {left:.1f} days (< {fail_days:g})")
-            worst = "fail"
+            failing.append(f"{name}: expires in {left:.1f} days (< {fail_days:g})")
         elif left < warn_days:
-            offending.append(f"{name}: expires in {left:.1f} days (< {warn_days:g})")
-            worst = "warn" if worst == "pass" else worst
+            warning.append(f"{name}: expires in {left:.1f} days (< {warn_days:g})")
     leaf = certs[0]
     measured = (f"leaf expires {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
                 f"({days_left(leaf, now):.1f} days left; fail < {fail_days:g}, warn < {warn_days:g})")
-    return CertCheck("expiry", worst, measured, offending)  # type: ignore[arg-type]
+    verdict: Verdict = "fail" if failing else "warn" if warning else "pass"
+    return CertCheck("expiry", verdict, measured, failing + warning)
 
 
 def _names(leaf: x509.Certificate) -> list[str]:

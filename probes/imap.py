@@ -9,7 +9,7 @@ import re
 import ssl
 from typing import Any, Callable
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, SocketTimeout
 
 from probes.transcript import Transcript
 
@@ -18,12 +18,16 @@ class ImapSession:
     """One IMAP connection: plain then STARTTLS, or implicit TLS."""
 
     def __init__(self, host: str, port: int, timeout: float, name: str,
-                 implicit_tls: bool = False, context: ssl.SSLContext | None = None) -> None:
+                 implicit_tls: bool = False, context: ssl.SSLContext | None = None,
+                 read_timeout: float | None = None) -> None:
+        """``timeout`` bounds the connection (and every read unless ``read_timeout`` is given:
+        servers answer a failed LOGIN slowly on purpose)."""
         self.transcript = Transcript(name)
+        read = timeout if read_timeout is None else read_timeout
         self.transcript.note(f"connect {host}:{port} ({'TLS' if implicit_tls else 'plain'}, "
-                             f"timeout {timeout}s)")
+                             f"timeout {timeout}s, reads {read}s)")
         self.client = IMAPClient(host, port=port, ssl=implicit_tls, ssl_context=context,
-                                 timeout=timeout)
+                                 timeout=SocketTimeout(connect=timeout, read=read))
         self.transcript.server(_text(self.client.welcome))
         _record_wire(self.client, self.transcript)
 

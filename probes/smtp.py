@@ -48,9 +48,17 @@ class RecordingSMTP(smtplib.SMTP):
         return code, message
 
 
-def connect(host: str, port: int, timeout: float, name: str) -> RecordingSMTP:
-    """Open a plain SMTP session (banner read) recording into a new transcript ``name``."""
-    return RecordingSMTP(host, port, timeout, Transcript(name))
+def connect(host: str, port: int, timeout: float, name: str,
+            read_timeout: float | None = None) -> RecordingSMTP:
+    """Open a plain SMTP session (banner read) recording into a new transcript ``name``.
+
+    ``timeout`` bounds the connection and the banner; ``read_timeout``, when given, bounds
+    every later reply instead (servers answer a failed AUTH slowly on purpose).
+    """
+    session = RecordingSMTP(host, port, timeout, Transcript(name))
+    if read_timeout is not None and session.sock is not None:
+        session.sock.settimeout(read_timeout)     # a STARTTLS socket inherits it
+    return session
 
 
 def ehlo_features(session: smtplib.SMTP) -> dict[str, str]:

@@ -24,11 +24,13 @@ from probes.tlsctx import client_context
 from probes.transcript import Transcript
 
 CLEANUP_WAIT_S = 5.0        # how long teardown looks for a message no test collected
-# Servers answer failed logins slowly on purpose: Dovecot waits 2 s, plus a penalty of up to
-# 15 s per client address after repeated failures. Sessions that fail a login on purpose
-# ("patient" ones) allow that much for each reply.
+# Servers answer logins slowly on purpose after failures: Dovecot waits 2 s before refusing,
+# and delays the next logins from the same address by up to 15 s (its auth penalty, which
+# outlives a run). Sessions that log in ("patient" ones) allow that much for each reply; the
+# connection itself stays bounded by the profile's connect_timeout_s.
 PATIENT_TIMEOUT_S = 20.0
 Account = tuple[str, str]   # (address, password) of a test mailbox
+Features = tuple[smtp.RecordingSMTP, dict[str, str]]    # a session and its EHLO extensions
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,14 +76,14 @@ def transcripts(request: pytest.FixtureRequest, evidence_path: Path,
 
 @pytest.fixture
 def open_smtp(timeouts: dict[str, float], transcripts: Callable[[Transcript], None]
-              ) -> Iterator[Callable[[Section, str], smtp.RecordingSMTP]]:
+              ) -> Iterator[Callable[..., smtp.RecordingSMTP]]:
     """``open_smtp(section, label, patient=False)``: a recorded SMTP session (banner read),
     closed at teardown."""
     sessions: list[smtp.RecordingSMTP] = []
 
     def open_(section: Section, label: str, patient: bool = False) -> smtp.RecordingSMTP:
-        timeout = PATIENT_TIMEOUT_S if patient else timeouts["connect"]
-        session = smtp.connect(section["host"], section["port"], timeout, label)
+        session = smtp.connect(section["host"], section["port"], timeouts["connect"], label,
+                               read_timeout=PATIENT_TIMEOUT_S if patient else None)
         sessions.append(session)
         transcripts(session.transcript)
         return session
@@ -101,10 +103,10 @@ def open_imap(timeouts: dict[str, float], transcripts: Callable[[Transcript], No
 
     def open_(section: Section, label: str, implicit_tls: bool = False,
               patient: bool = False) -> ImapSession:
-        timeout = PATIENT_TIMEOUT_S if patient else timeouts["connect"]
-        session = ImapSession(section["host"], section["port"], timeout, label,
+        session = ImapSession(section["host"], section["port"], timeouts["connect"], label,
                               implicit_tls=implicit_tls,
-                              context=tls_context(section) if implicit_tls else None)
+                              context=tls_context(section) if implicit_tls else None,
+                              read_timeout=PATIENT_TIMEOUT_S if patient else None)
         sessions.append(session)
         transcripts(session.transcript)
         return session
@@ -120,7 +122,7 @@ def mailbox(target, open_imap) -> Callable[[Account, str], ImapSession]:
 
     def open_(account: Account, label: str) -> ImapSession:
         section = target("imap")
-        session = open_imap(section, label)
+        session = open_imap(section, label, patient=True)
         session.starttls(tls_context(section))
         session.login(*account)
         return session
@@ -220,12 +222,12 @@ def mx_attempt(target, open_smtp, outbox: Outbox, mailboxes: list[Account],
 
 
 @pytest.fixture
-def client_features(target, open_smtp) -> Callable[[str], tuple[smtp.RecordingSMTP, dict[str, str]]]:
+def client_features(target, open_smtp) -> Callable[[str], Features]:
     """``client_features(label)``: a submission session and the extensions a client relies on:
     those announced after STARTTLS when it is offered (RFC 3207 discards the earlier ones),
     else the plain ones — so SIZE, DSN or relaying are judged even where TLS is broken."""
 
-    def open_(label: str) -> tuple[smtp.RecordingSMTP, dict[str, str]]:
+    def open_(label: str) -> Features:
         section = target("smtp.submission")
         session = open_smtp(section, label)
         features = smtp.ehlo_features(session)
@@ -237,13 +239,13 @@ def client_features(target, open_smtp) -> Callable[[str], tuple[smtp.RecordingSM
 
 
 @pytest.fixture
-def submit_session(target, open_smtp) -> Callable[[Account, str], tuple[smtp.RecordingSMTP, dict[str, str]]]:
+def submit_session(target, open_smtp) -> Callable[[Account, str], Features]:
     """``submit_session(account, label)``: a submission session after STARTTLS and AUTH, the
     way a mail client sends; returns it with the post-TLS extensions."""
 
-    def open_(account: Account, label: str) -> tuple[smtp.RecordingSMTP, dict[str, str]]:
+    def open_(account: Account, label: str) -> Features:
         section = target("smtp.submission")
-        session = open_smtp(section, label)
+        session = open_smtp(section, label, patient=True)
         smtp.ehlo_features(session)
         features = smtp.starttls(session, tls_context(section))
         session.login(*account)

@@ -77,9 +77,8 @@ def test_message_with_attachment_arrives_intact(pair, submit_session, outbox, re
     arrived = message_from_bytes(received, policy=policy.compat32)
     changed = [name for name in dict.fromkeys(k.lower() for k in original.keys())
                if original.get_all(name) != arrived.get_all(name)]
-    assert not changed, (f"headers not carried unchanged: "
-                         + "; ".join(f"{n}: sent {original.get_all(n)!r}, got {arrived.get_all(n)!r}"
-                                     for n in changed))
+    assert not changed, "headers not carried unchanged: " + "; ".join(
+        f"{n}: sent {original.get_all(n)!r}, got {arrived.get_all(n)!r}" for n in changed)
     attachments = [part.get_payload(decode=True) for part in arrived.walk()
                    if part.get_filename() == XDM_ARCHIVE.name]
     digest = hashlib.sha256(archive).hexdigest()

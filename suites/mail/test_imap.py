@@ -43,7 +43,7 @@ def test_wrong_credentials_refused(imap, open_imap, mail_tls, mailboxes):
 @pytest.mark.requirement("MSS-CLIENT-IMAP")
 def test_implicit_tls_login(target, open_imap, mailboxes, record):
     section = target("imaps")
-    session = open_imap(section, "implicit-tls", implicit_tls=True)
+    session = open_imap(section, "implicit-tls", implicit_tls=True, patient=True)
     record.measure("tls_version", session.client._imap.sock.version())  # noqa: SLF001
     session.login(*mailboxes[0])
 

@@ -27,7 +27,7 @@ from plugins import profile as profiles
 from probes import testmail
 from probes.imap import ImapSession
 from probes.tlsctx import client_context
-from probes.whitelist_fetch import read_whitelist
+from probes.whitelist_fetch import domain_key, read_whitelist
 from tests.labctl import REPO, SuiteRun, run_suite
 
 SUITE = "suites/mail"
@@ -76,7 +76,7 @@ def assert_messages_deleted(run: SuiteRun) -> None:
     lab = profiles.load("lab")
     imap = lab.section("imap")
     for entry in lab.data["mailboxes"]:
-        session = ImapSession(imap["host"], imap["port"], 10, "check-clean-up")
+        session = ImapSession(imap["host"], imap["port"], 5, "check-clean-up", read_timeout=20)
         try:
             session.starttls(client_context(imap.path("ca_file")))
             session.login(entry["address"], lab.lookup_env(entry["password_env"]))
@@ -278,3 +278,14 @@ def test_submission_checks_fail_on_permissive_server(good_lab, tmp_path, permiss
     assert run.failing() == expected, explain(run, expected)
     report = json.dumps(run.results)
     assert "a wrong password was accepted" in report
+
+
+def test_same_results_under_xdist(good_lab, tmp_path):
+    run = run_suite(SUITE, "-n", "2", tmp_path=tmp_path)
+    assert set(run.outcomes().values()) == {"passed"}, run.messages()
+    assert len(run.outcomes()) == 28, run.messages()
+    assert_messages_deleted(run)
+
+
+def test_domains_compare_in_one_spelling():
+    assert domain_key("Hôpital-Lab.MSSante.fr.") == domain_key("xn--hpital-lab-rbb.mssante.fr")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from plugins import load, profile
+from plugins.load_chart import latency_chart
 from plugins.load_stats import (StepStats, Thresholds, judge, read_exceptions_csv,
                                 read_failures_csv, read_stats_json, read_users_history, summarise)
 from plugins.profile import NotConfigured, ProfileError
@@ -94,6 +95,15 @@ def test_csv_failures_exceptions_and_users(tmp_path):
         f"{T0},0,,Aggregated,0\n{T0 + 1},4,,Aggregated,12.5\n{T0 + 1},4,SMTP,send,3\n")
     assert read_users_history(tmp_path / "h.csv") == [(T0, 0), (T0 + 1, 4)]
     assert read_failures_csv(tmp_path / "missing.csv") == []
+
+
+def test_chart_is_drawn_even_when_the_key_step_never_ran(tmp_path):
+    login = entry("POST", "/api/v1/auth/login", {1: 500}, failures=500)
+    steps = read_stats_json(write_json(tmp_path, [login]))
+    summary = summarise(steps, ("GET", "/api/v1/mailboxes"), "requests/s")
+    chart = latency_chart(steps, [(T0, 0), (T0 + 1, 4)], summary, Thresholds(1000, 0.01, 20),
+                          "lab — api", tmp_path / "load" / "api-latency.png")
+    assert chart.read_bytes().startswith(b"\x89PNG") and chart.stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("5s", 5), ("2m", 120), ("1h30m", 5400),
