@@ -71,7 +71,17 @@ def ehlo_features(session: smtplib.SMTP) -> dict[str, str]:
 def starttls(session: smtplib.SMTP, context: ssl.SSLContext) -> dict[str, str]:
     """STARTTLS, then EHLO again (RFC 3207); returns the post-TLS features."""
     session.starttls(context=context)
+    _note_tls(session)
     return ehlo_features(session)
+
+
+def _note_tls(session: smtplib.SMTP) -> None:
+    """Put the negotiated protocol and suite in the transcript (when there is one)."""
+    transcript = getattr(session, "transcript", None)
+    sock = session.sock
+    if transcript is not None and isinstance(sock, ssl.SSLSocket):
+        cipher = sock.cipher()
+        transcript.note(f"TLS established: {sock.version()} {cipher[0] if cipher else ''}")
 
 
 # Header carried by every message mssante-check sends, so it can be found again and deleted.
@@ -142,6 +152,7 @@ def attempt(session: smtplib.SMTP, context: ssl.SSLContext | None, sender: str, 
         if context is not None:
             stage = "starttls"
             session.starttls(context=context)
+            _note_tls(session)
             stage = "ehlo"
             code, reply = session.ehlo()
             if code >= 400:

@@ -196,8 +196,10 @@ smtpd_recipient_restrictions =
               "-o smtpd_sasl_auth_enable=no",
               # Refuse at MAIL FROM rather than at the first RCPT.
               "-o smtpd_delay_reject=no",
-              f"-o smtpd_relay_restrictions="
-              f"{'permit' if ctx.has('open-relay') else 'reject_unauth_destination'}"]
+              "-o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination"]
+        if ctx.has("open-relay"):
+            # The classic way to become an open relay: "trusted" networks that cover everyone.
+            mx.append("-o mynetworks=0.0.0.0/0")
         if not ctx.has("mx-any-sender"):
             mx.append(f"-o {{ smtpd_sender_restrictions = check_policy_service "
                       f"unix:{self.policy_socket} }}")
@@ -291,7 +293,7 @@ require_client_certificate = {required}
 
     def start(self, ctx: LabContext) -> None:
         self._register_instance()
-        # The queue directory belongs to root; `postfix check` creates what is inside.
+        # The queue directory belongs to root; `postfix start` creates what is inside.
         for sub in ("log", "run", "queue"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
             os.chmod(self.dir / sub, 0o755)

@@ -211,10 +211,10 @@ def mx_attempt(target, open_smtp, outbox: Outbox, mailboxes: list[Account],
             recipient = account[0]
             message = testmail.marked_message(sender, recipient, marker, f"MX {label}")
             data = testmail.wire_bytes(message)
-            record.measure("test_message", marker)
         session = open_smtp(section, label)
         result = smtp.attempt(session, tls_context(section, client), sender, recipient, data)
         if data is not None and result.accepted:
+            record.measure("test_message", marker)
             outbox.expect(account, testmail.by_marker(marker))
         return result, marker
 
