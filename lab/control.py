@@ -17,8 +17,11 @@ from lab.process import LabError, port_open, run
 from lab.services import LabContext, Service, selected
 
 PACKAGES = (
+    # the lab's daemons
     "postfix", "dovecot-imapd", "dovecot-lmtpd", "dovecot-submissiond", "postgresql",
-    "redis-server", "nginx", "prometheus", "prometheus-alertmanager", "testssl.sh", "swaks",
+    "redis-server", "nginx", "prometheus", "prometheus-alertmanager",
+    # reference tools the suite's tests and benchmarks compare against or look through
+    "testssl.sh", "swaks", "wrk", "chromium",
 )
 
 

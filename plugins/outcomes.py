@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import pytest
@@ -35,9 +36,14 @@ class Recorder:
         self.item.user_properties.append(
             ("measured", json.dumps({"name": name, "value": value, "unit": unit})))
 
-    def evidence(self, path: str) -> None:
-        """Link an evidence file (relative to the run's evidence folder) to this test."""
-        self.item.user_properties.append(("evidence", path))
+    def evidence(self, path: str | Path) -> None:
+        """Link an evidence file to this test: a path inside the run's evidence folder, or
+        already relative to it."""
+        if isinstance(path, Path) and path.is_absolute():
+            from plugins.run import evidence_dir
+
+            path = path.relative_to(evidence_dir(self.item.config))
+        self.item.user_properties.append(("evidence", Path(path).as_posix()))
 
 
 @pytest.fixture

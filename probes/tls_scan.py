@@ -13,10 +13,12 @@ answers yields a failed ``TlsScan`` with ``error`` set, never a hang).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import math
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -488,7 +490,7 @@ def scan_cached(endpoint: TlsEndpoint, cache_dir: Path, timeout_s: float = 5.0,
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"{endpoint.name}.json"
-    with _exclusive(cache_dir / f"{endpoint.name}.lock", wait_s=deadline_s + 30.0):
+    with _exclusive(_lock_path(cache_dir, endpoint.name), wait_s=deadline_s + 30.0):
         cached = _read_record(path, endpoint)
         if cached is not None and (fresh_after is None or cached.started_at >= fresh_after):
             return cached
@@ -506,6 +508,14 @@ def _read_record(path: Path, endpoint: TlsEndpoint) -> TlsScan | None:
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
     return cached if cached.endpoint == endpoint else None
+
+
+def _lock_path(cache_dir: Path, name: str) -> Path:
+    """Lock files live outside the cache folder: it is evidence, and a lock is not."""
+    digest = hashlib.sha256(str(cache_dir.resolve()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "mssante-check-locks"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{digest}-{name}.lock"
 
 
 @contextmanager

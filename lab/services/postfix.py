@@ -146,7 +146,8 @@ smtpd_banner = $myhostname ESMTP
 disable_vrfy_command = yes
 inet_interfaces = loopback-only
 inet_protocols = ipv4
-# No network is trusted: every lab client is on loopback, so trusting it would be a relay.
+# No network is trusted: every lab client is on loopback, so trusting it would make an open
+# relay (which is exactly what the open-relay fault does on the MX port, in master.cf).
 mynetworks =
 biff = no
 append_dot_mydomain = no

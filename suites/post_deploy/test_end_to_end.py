@@ -41,7 +41,7 @@ def test_message_submitted_is_read_back(target, env_profile, timeouts, mailboxes
         assert not refused, f"recipients refused: {refused}"
     finally:
         smtp.close(session)
-        record.evidence(session.transcript.save(evidence_path / "transcripts").name)
+        record.evidence(session.transcript.save(evidence_path / "transcripts"))
 
     reader = ImapSession(imap["host"], imap["port"], timeouts["connect"], "e2e-imap")
     try:
@@ -60,4 +60,4 @@ def test_message_submitted_is_read_back(target, env_profile, timeouts, mailboxes
         reader.client.expunge()
     finally:
         reader.close()
-        record.evidence(reader.transcript.save(evidence_path / "transcripts").name)
+        record.evidence(reader.transcript.save(evidence_path / "transcripts"))

@@ -27,7 +27,7 @@ def test_submission_starttls_and_no_auth_before_tls(target, timeouts, evidence_p
         record.measure("smtp_auth_mechanisms_after_tls", after["auth"])
     finally:
         smtp.close(session)
-        record.evidence(session.transcript.save(evidence_path / "transcripts").name)
+        record.evidence(session.transcript.save(evidence_path / "transcripts"))
 
 
 @pytest.mark.service("imap")
@@ -45,4 +45,4 @@ def test_imap_logindisabled_then_login(target, timeouts, mailboxes, evidence_pat
         session.login(address, password)
     finally:
         session.close()
-        record.evidence(session.transcript.save(evidence_path / "transcripts").name)
+        record.evidence(session.transcript.save(evidence_path / "transcripts"))

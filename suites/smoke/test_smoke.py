@@ -36,7 +36,7 @@ def test_smtp_banner_ehlo_starttls(target, timeouts, evidence_path, record):
         smtp.starttls(session, client_context(section.path("ca_file")))
     finally:
         smtp.close(session)
-        record.evidence(session.transcript.save(evidence_path / "transcripts").name)
+        record.evidence(session.transcript.save(evidence_path / "transcripts"))
 
 
 @pytest.mark.service("imap")

@@ -7,6 +7,7 @@ lock is held so that no other test session switches faults underneath.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import imaplib
 import json
@@ -26,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from imapclient import IMAPClient
 
-from lab import control, identity, paths, pki, ports, secrets, whitelist
+from lab import control, identity, mailpolicy, paths, pki, ports, secrets, whitelist
 from lab.process import pid_alive, port_open, read_pid, run
 from lab.services.postfix import WHITELIST_FRESHNESS
 from tests import labctl
@@ -232,6 +233,52 @@ def postqueue() -> dict[str, dict]:
 def delete_queued(*ids: str) -> None:
     for queued in ids:
         run(["postsuper", "-c", str(POSTFIX_DIR), "-d", queued], check=False)
+
+
+# --- the MX policy's decision (pure: no daemon) ---------------------------------------------
+ISSUER = "LAB TEST AC IGC-SANTE ELEMENTAIRE ORGANISATIONS"
+RULES = mailpolicy.Rules(
+    operators={mailpolicy.domain_key(identity.PEER_DOMAIN): identity.PEER_HOST,
+               mailpolicy.domain_key("hôpital-lab.mssante.fr"): "mail.hopital-lab.mssante.fr"},
+    issuer_cn=ISSUER, require_certificate=True)
+PEER_CERT = {"ccert_subject": identity.PEER_HOST, "ccert_issuer": ISSUER.replace(" ", "+20")}
+
+
+@pytest.mark.parametrize(("request_", "require", "accepted"), [
+    ({"sender": PEER_SENDER, **PEER_CERT}, True, True),
+    ({"sender": "a@HÔPITAL-lab.mssante.fr", "ccert_subject": "mail.hopital-lab.mssante.fr",
+      "ccert_issuer": ISSUER}, True, True),
+    ({"sender": "a@xn--hpital-lab-rbb.mssante.fr",
+      "ccert_subject": "mail.hopital-lab.mssante.fr", "ccert_issuer": ISSUER}, True, True),
+    ({"sender": "", **PEER_CERT}, True, True),
+    ({"sender": ROGUE_SENDER, **PEER_CERT}, True, False),
+    ({"sender": PEER_SENDER, "ccert_subject": "mail.hopital-lab.mssante.fr",
+      "ccert_issuer": ISSUER}, True, False),
+    ({"sender": PEER_SENDER, "ccert_subject": identity.PEER_HOST,
+      "ccert_issuer": "LAB AC IGC-SANTE ELEMENTAIRE ORGANISATIONS"}, True, False),
+    ({"sender": PEER_SENDER}, True, False),
+    ({"sender": PEER_SENDER}, False, True),
+    ({"sender": ROGUE_SENDER}, False, False),
+    ({"sender": "", "ccert_subject": "mail.rogue-lab.mssante.fr", "ccert_issuer": ISSUER},
+     True, False),
+], ids=["peer", "idn-unicode", "idn-ascii", "bounce-from-peer", "unlisted-domain",
+        "other-operator-cn", "other-issuer", "no-cert", "no-cert-optional",
+        "no-cert-optional-unlisted", "bounce-from-unlisted"])
+def test_mx_policy_decision(request_: dict[str, str], require: bool, accepted: bool) -> None:
+    rules = dataclasses.replace(RULES, require_certificate=require)
+    action = mailpolicy.decide(request_, rules)
+    assert (action == "DUNNO") is accepted, action
+    assert accepted or action.startswith("REJECT 5.7.1 ")
+
+
+def test_mx_policy_reads_lab_files(mail_lab: Passwords) -> None:
+    """The rules Postfix uses come from the whitelist XML and the TEST intermediate."""
+    rules = mailpolicy.load_rules(POSTFIX_DIR / "mxpolicy.cf")
+    assert rules.issuer_cn == ISSUER == pki.CAS["test-ca"].subject.get_attributes_for_oid(
+        x509.NameOID.COMMON_NAME)[0].value
+    assert rules.operators[identity.PEER_DOMAIN] == identity.PEER_HOST
+    assert identity.ROGUE_DOMAIN not in rules.operators
+    assert rules.require_certificate
 
 
 # --- the good lab -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from plugins.evidence_report import requirement_outcome
 from plugins.results import CheckResult
+from tests.plugin.test_cli import pytest_run
 from tests.tmp_suite import POLICY, TmpRun, run_tmp_suite
 
 SOURCE = """
@@ -136,8 +137,6 @@ def test_same_matrix_under_xdist(bundle_run, tmp_path):
 
 
 def test_evidence_needs_an_environment(tmp_path):
-    from tests.plugin.test_cli import pytest_run
-
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     proc = pytest_run("-p", "plugins", str(tmp_path / "test_x.py"), "--evidence",
                       "--rootdir", str(tmp_path), cwd=tmp_path)
