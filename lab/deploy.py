@@ -56,7 +56,8 @@ class Release:
     def notes(self) -> str:
         """The first line of NOTES.md: what the release does (or that it is broken on purpose)."""
         notes = self.path / "NOTES.md"
-        return notes.read_text().splitlines()[0] if notes.is_file() else ""
+        first = notes.read_text().splitlines()[0] if notes.is_file() else ""
+        return first.removeprefix(f"{self.version} — ")
 
 
 def tag(version: str) -> str:

@@ -152,12 +152,6 @@ def resources(host: Any, paths: tuple[str, ...]) -> dict[str, Any]:
             "disk_free_gb": {path: round(disk_free_gb(host, path), 1) for path in paths}}
 
 
-def key_file_mode(host: Any, path: str) -> int | None:
-    """Permission bits of a file on the host (None when it does not exist)."""
-    file = host.file(path)
-    return file.mode if file.exists else None
-
-
 def relative(path: str, base: Path) -> str:
     """A path shown relative to ``base`` when below it (short, readable test ids)."""
     try:

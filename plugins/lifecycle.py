@@ -457,9 +457,13 @@ class Lifecycle:
     def _emit_phase_reports(self) -> None:
         """Each phase becomes a result (setup/call/teardown reports), like any test."""
         hook = self.config.hook
-        for phase in self.deployment.phases:
+        d = self.deployment
+        outcome_of = {"deployed": "deployed", "rolled_back": f"rolled back to {d.previous_version}",
+                      "aborted": "aborted, nothing changed", "failed": "rollback failed"}
+        fact = f"target_version={d.version} ({outcome_of.get(d.state, d.state)})"
+        for phase in d.phases:
             nodeid = f"lifecycle::{phase.name}"
-            props = [("requirement", phase.requirement), ("service", "deployment"),
+            props = [("requirement", phase.requirement), ("service", "deployment"), ("fact", fact),
                      ("measured", json.dumps({"name": f"{phase.name} duration",
                                               "value": round(phase.duration_s, 1),
                                               "unit": "s"}))]

@@ -37,7 +37,7 @@ import pytest
 
 from plugins import environments, redaction, run
 from plugins.load_chart import latency_chart
-from plugins.load_stats import (Summary, Thresholds, judge, read_exceptions_csv,
+from plugins.load_stats import (StepStats, Summary, Thresholds, judge, read_exceptions_csv,
                                 read_failures_csv, read_stats_json, read_users_history, summarise)
 from plugins.outcomes import Recorder
 from plugins.profile import LOAD_KEYS, NotConfigured, Profile
@@ -269,9 +269,17 @@ class LoadResult:
         step = next((s for s in self.summary.steps if s["step"].endswith(f" {name}")), None)
         return step["requests"] - step["failures"] if step else 0
 
+    def explain(self) -> str:
+        """The broken thresholds, and the most frequent failure as the likely cause."""
+        cause = (f"; most frequent failure: {self.failures[0][0]} ({self.failures[0][1]}x)"
+                 if self.failures else "")
+        return "; ".join(self.breaches) + cause
+
 
 def execute(config: pytest.Config, profile: Profile, scenario: Scenario, marker: str,
             evidence: Path, record: Recorder, item: pytest.Item) -> LoadResult:
+    """Run, read, judge and report one scenario; LoadRunError (an *error*) if locust could not
+    produce statistics — a crash, a kill at the time bound, workers that never connected."""
     settings = resolve(profile, scenario.name, parse_overrides(config))
     info = config.stash[run.RUN_KEY]
     out_dir = run.reports_dir(config) / "load" / f"{info.run_id}-{profile.name}"
@@ -303,7 +311,7 @@ def execute(config: pytest.Config, profile: Profile, scenario: Scenario, marker:
     return result
 
 
-def _report(result: LoadResult, profile: Profile, steps: list[Any],
+def _report(result: LoadResult, profile: Profile, steps: list[StepStats],
             users: list[tuple[int, int]], evidence: Path, record: Recorder) -> None:
     """Key figures as measured values; summary JSON and latency chart as evidence."""
     summary, name, limits = result.summary, result.scenario, result.settings.thresholds

@@ -116,7 +116,7 @@ _CUT: tuple[type[BaseException], ...] = (smtplib.SMTPServerDisconnected, ssl.SSL
 class Attempt:
     """How far one mail transaction got: ``accepted``, or the stage where the server stopped it.
 
-    ``code`` is the refusing reply (None when the connection was cut instead); for an accepted
+    ``code`` is the stopping reply (None when the connection was cut instead); for an accepted
     attempt it is the last reply (DATA's, or RCPT's when no data was offered).
     """
 
@@ -128,8 +128,15 @@ class Attempt:
     def accepted(self) -> bool:
         return self.stage == "accepted"
 
+    @property
+    def refused(self) -> bool:
+        """Stopped for good: a TLS alert or cut connection, 421 (the server closes the
+        session) or a 5xx reply. A 4xx "try again later" is no refusal: the peer would retry."""
+        return not self.accepted and (self.code is None or self.code == 421 or self.code >= 500)
+
     def __str__(self) -> str:
-        verdict = "accepted" if self.accepted else f"refused at {self.stage.upper()}"
+        verdict = ("accepted" if self.accepted else
+                   f"{'refused' if self.refused else 'deferred'} at {self.stage.upper()}")
         answer = f"{self.code} {self.reply}" if self.code is not None else self.reply
         return f"{verdict} ({answer.strip()})"
 
@@ -138,11 +145,12 @@ def attempt(session: smtplib.SMTP, context: ssl.SSLContext | None, sender: str, 
             data: bytes | None = None, mail_options: tuple[str, ...] = (),
             rcpt_options: tuple[str, ...] = ()) -> Attempt:
     """Run EHLO, STARTTLS (when ``context``), EHLO, MAIL, RCPT and DATA (when ``data``) until
-    the server refuses a step; an envelope accepted without data is reset, never sent.
+    the server stops a step (a reply of 400 or more, or a cut connection); an envelope
+    accepted without data is reset, never sent.
 
-    A refusal is any reply of 400 or more, or the server cutting the connection; a failure to
-    verify the *server's* certificate is not a refusal and propagates, as do time-outs and a
-    STARTTLS the server does not offer (smtplib.SMTPNotSupportedError).
+    A failure to verify the *server's* certificate is not the server stopping anything and
+    propagates, as do time-outs and a STARTTLS the server does not offer
+    (smtplib.SMTPNotSupportedError).
     """
     stage = "ehlo"
     try:

@@ -16,9 +16,10 @@ Listeners (127.0.0.1 only, no port 25):
 * Submission (:data:`lab.ports.SUBMISSION`): STARTTLS mandatory, AUTH (SASL through
   Dovecot) only after TLS, only authenticated clients may send.
 
-Mail for the lab domain goes to Dovecot over LMTP. Nothing ever leaves the lab: every other
-destination uses the ``retry`` transport, so mail that an open relay accepts stays deferred
-in this instance's queue. The whitelist the MTA uses is ``.lab/postfix/listeblanchemssante.xml``.
+Mail for the lab domain goes to Dovecot over LMTP. Nothing ever leaves the lab: there is no
+outbound SMTP client (no ``smtp`` service in master.cf), so mail for other domains -- from an
+authenticated user, or accepted by an open relay -- waits in this instance's deferred queue.
+The whitelist the MTA uses is ``.lab/postfix/listeblanchemssante.xml``.
 """
 from __future__ import annotations
 
@@ -40,7 +41,6 @@ CHILD_GRACE = 2.0
 MESSAGE_SIZE_LIMIT = 20 * 1024 * 1024      # advertised as SIZE; a profile value, not a rule
 WHITELIST_FRESHNESS = dt.timedelta(hours=24)   # the lab profile's bound (DESIGN.md §8)
 WHITELIST_STALE_AGE = dt.timedelta(days=3)     # whitelist-stale: well past that bound
-NOWHERE = "retry:4.4.0 the lab never delivers outside its own domain"
 POLICY_USER = "nobody"
 
 
@@ -161,8 +161,11 @@ local_transport = error:5.1.1 no local delivery in the lab
 virtual_mailbox_domains = {identity.DOMAIN}
 virtual_mailbox_maps = texthash:{self.dir / "virtual_mailboxes"}
 virtual_transport = {lmtp}
-default_transport = {NOWHERE}
-relay_transport = {NOWHERE}
+# Other domains would go out through "smtp", which master.cf deliberately does not define: such
+# mail is accepted (smtpd would refuse an error:/retry: transport at RCPT), then waits in the
+# deferred queue ("mail transport unavailable"). The lab has no outbound SMTP client at all.
+default_transport = smtp
+relay_transport = smtp
 message_size_limit = {MESSAGE_SIZE_LIMIT}
 
 # --- TLS for every smtpd (lab/tls.py: same certificate, versions and suites as every port) ---
@@ -217,7 +220,8 @@ smtpd_recipient_restrictions =
 
         return f"""\
 # Rendered by `python -m lab up` (lab/services/postfix.py). No "smtp inet" (port 25) line:
-# the lab listens only on its own ports, and nothing runs chrooted (column 5 = n).
+# the lab listens only on its own ports; no "smtp unix" client either: nothing is sent out
+# (see default_transport in main.cf). Nothing runs chrooted (column 5 = n).
 # service          type  private unpriv chroot wakeup maxproc command
 {ports.HOST}:{ports.MX}  inet  n       -      n      -      -       smtpd
 {indent(mx)}

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.load
 @pytest.mark.requirement("LOAD-API")
 def test_api_under_load(load_run):
     result = load_run("api")
-    assert not result.breaches, "; ".join(result.breaches)
+    assert not result.breaches, result.explain()
 
 
 @pytest.mark.service("smtp-submission")
@@ -53,7 +53,7 @@ def test_smtp_under_load(load_run, load_marker, target, env_profile, timeouts, m
             reader.transcript.save(evidence_path / "transcripts")
             record.evidence(f"transcripts/{reader.transcript.name}.txt")
     record.measure("smtp messages accepted / delivered", f"{accepted} / {len(delivered)}")
-    assert not result.breaches, "; ".join(result.breaches)
+    assert not result.breaches, result.explain()
     assert len(delivered) >= accepted, (
         f"{accepted - len(delivered)} of {accepted} messages accepted under load were not "
         f"delivered within {deadline}s")
@@ -63,4 +63,4 @@ def test_smtp_under_load(load_run, load_marker, target, env_profile, timeouts, m
 @pytest.mark.requirement("LOAD-IMAP")
 def test_imap_under_load(load_run):
     result = load_run("imap")
-    assert not result.breaches, "; ".join(result.breaches)
+    assert not result.breaches, result.explain()

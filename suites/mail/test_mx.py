@@ -1,8 +1,9 @@
 """Inter-operator MX (the "25" role): only whitelisted operators, over mutual TLS, for us only.
 
-Each refusal check judges behaviour, wherever the server chooses to refuse: a TLS alert, a
-reply of 400 or more to EHLO, MAIL, RCPT or DATA, or a cut connection all count; only a
-transaction accepted through DATA fails it. Messages go to the profile's first test mailbox
+Each refusal check judges behaviour, wherever the server chooses to refuse: a TLS alert, a cut
+connection, 421, or a 5xx reply to EHLO, MAIL, RCPT or DATA all count. A transaction accepted
+through DATA fails it, and so does a 4xx "try again later": a peer would retry, and a rule
+that only defers is not enforced. Messages go to the profile's first test mailbox
 and are deleted if a broken server takes them. The peer's certificates and domains are the
 profile's (``[smtp.mx]``).
 """
@@ -33,22 +34,23 @@ def test_mail_before_starttls_refused(mx, open_smtp, peer_sender, record):
     session = open_smtp(mx, "plain-mail")
     attempt = smtp.attempt(session, None, peer_sender, f"postmaster@{mx['peer_domain']}")
     record.measure("mx_attempt", str(attempt))
-    assert attempt.stage in ("ehlo", "mail"), f"the MX lets MAIL through without TLS: {attempt}"
+    assert attempt.refused and attempt.stage in ("ehlo", "mail"), (
+        f"the MX does not refuse MAIL without TLS: {attempt}")
 
 
 @pytest.mark.requirement("MSS-MX-CLIENT-CERT")
 def test_client_without_certificate_refused(mx_attempt, peer_sender, record):
     attempt, _ = mx_attempt("no-client-cert", None, peer_sender)
     record.measure("mx_attempt", str(attempt))
-    assert not attempt.accepted, f"the MX takes mail from a peer without certificate: {attempt}"
+    assert attempt.refused, f"the MX does not refuse a peer without certificate: {attempt}"
 
 
 @pytest.mark.requirement("MSS-MX-CLIENT-CERT")
 def test_client_with_foreign_certificate_refused(mx_attempt, peer_sender, record):
     attempt, _ = mx_attempt("foreign-client-cert", "foreign", peer_sender)
     record.measure("mx_attempt", str(attempt))
-    assert not attempt.accepted, (
-        f"the MX takes mail from a peer whose certificate is outside the IGC Santé anchors: "
+    assert attempt.refused, (
+        f"the MX does not refuse a peer whose certificate is outside the IGC Santé anchors: "
         f"{attempt}")
 
 
@@ -58,7 +60,7 @@ def test_sender_domain_off_whitelist_refused(mx, mx_attempt, record):
     sender = f"mssante-check@{mx['rogue_domain']}"
     attempt, _ = mx_attempt("sender-off-whitelist", "peer", sender)
     record.measure("mx_attempt", str(attempt))
-    assert not attempt.accepted, f"the MX takes mail from {sender} (not whitelisted): {attempt}"
+    assert attempt.refused, f"the MX does not refuse {sender} (not whitelisted): {attempt}"
 
 
 @pytest.mark.requirement("MSS-MX-NO-OPEN-RELAY")
@@ -67,7 +69,7 @@ def test_recipient_outside_own_domains_refused(mx, mx_attempt, peer_sender, reco
     recipient = f"relay-probe@{mx['peer_domain']}"
     attempt, _ = mx_attempt("relay", "peer", peer_sender, recipient)
     record.measure("mx_attempt", str(attempt))
-    assert not attempt.accepted, f"the MX accepts a recipient outside its domains: {attempt}"
+    assert attempt.refused, f"the MX does not refuse a recipient outside its domains: {attempt}"
 
 
 @pytest.mark.requirement("MSS-MX-DELIVERY")

@@ -356,13 +356,18 @@ def test_submission_auth_only_after_starttls(mail_lab: Passwords) -> None:
     assert "dsn" in after
 
 
-def test_submission_refuses_unauthenticated_relay(mail_lab: Passwords) -> None:
+def test_submission_relays_only_for_authenticated_users(mail_lab: Passwords) -> None:
     with smtplib.SMTP(ports.HOST, ports.SUBMISSION, timeout=TIMEOUT) as session:
         assert session.mail(MEDECIN)[0] == 530          # no transaction before STARTTLS
         session.starttls(context=tls_context())
         assert session.mail(MEDECIN)[0] == 250
         for recipient in (OUTSIDE, SECRETARIAT):
             assert session.rcpt(recipient)[0] == 554
+        session.rset()
+        session.login(MEDECIN, mail_lab[MEDECIN])
+        assert session.mail(MEDECIN)[0] == 250
+        assert session.rcpt(OUTSIDE)[0] == 250          # never sent: RSET, and no smtp client
+        session.rset()
 
 
 def test_submission_wrong_password_535(mail_lab: Passwords) -> None:
