@@ -51,8 +51,9 @@ TARGET_RATIO = 0.5
 
 
 def ours(scenario: str, users: int, workers: int, seconds: float, messages: int,
-         profile: profiles.Profile, out: Path, marker: str) -> float:
-    """Throughput of one locust run of our user class (successes per second of its key step)."""
+         profile: profiles.Profile, out: Path, marker: str) -> tuple[float, int]:
+    """Throughput of one locust run of our user class (successes per second of its key step)
+    and its failures (e.g. logins timing out when 100 users log in at once)."""
     settings = LoadSettings(users=users, spawn_rate=max(users, 1), run_time_s=seconds,
                             smtp_messages=messages, p95_ms=1e9, max_failure_ratio=1,
                             min_rps=0, origins={})
@@ -62,9 +63,7 @@ def ours(scenario: str, users: int, workers: int, seconds: float, messages: int,
         raise RuntimeError(f"locust wrote no statistics:\n{run.log_tail()}")
     summary = summarise(read_stats_json(run.file(".json")), SCENARIOS[scenario].key,
                         SCENARIOS[scenario].unit)
-    if summary.failures:
-        raise RuntimeError(f"our {scenario} run had {summary.failures} failures: not comparable")
-    return summary.throughput
+    return summary.throughput, summary.failures
 
 
 def smtp_source(messages: int, sessions: int, profile: profiles.Profile, subject: str,
@@ -172,19 +171,25 @@ def main() -> int:
     marker = f"mssante-check-bench-{uuid.uuid4().hex[:8]}"
     out = Path(tempfile.mkdtemp(prefix="load-bench-"))
     results: dict[str, list[float]] = {}
+    failures: dict[str, int] = {}
     sent = 0
     try:
         for _ in range(args.runs):
             results.setdefault("smtp-source", []).append(
                 smtp_source(args.messages, args.sessions, profile, marker, 400))
+            sent += args.messages
             for workers in (1, 2):
-                results.setdefault(f"smtp ours w{workers}", []).append(
-                    ours("smtp", args.sessions, workers, 300, args.messages, profile, out, marker))
-            sent += 3 * args.messages
+                rate, failed = ours("smtp", args.sessions, workers, 300, args.messages, profile,
+                                    out, marker)
+                results.setdefault(f"smtp ours w{workers}", []).append(rate)
+                failures[f"smtp ours w{workers}"] = failures.get(f"smtp ours w{workers}", 0) + failed
+                sent += args.messages
             results.setdefault("wrk", []).append(wrk(args.api_users, args.api_seconds, profile))
             for workers in (1, 2):
-                results.setdefault(f"api ours w{workers}", []).append(
-                    ours("api", args.api_users, workers, args.api_seconds, 0, profile, out, marker))
+                rate, failed = ours("api", args.api_users, workers, args.api_seconds, 0, profile,
+                                    out, marker)
+                results.setdefault(f"api ours w{workers}", []).append(rate)
+                failures[f"api ours w{workers}"] = failures.get(f"api ours w{workers}", 0) + failed
     finally:
         deleted = delete_sent(profile, [["HEADER", MARKER_HEADER, marker], ["SUBJECT", marker]],
                               sent)
@@ -198,8 +203,10 @@ def main() -> int:
         print(f"{reference + ' (reference)':24}{median[reference]:>10.1f} {unit}{'':>9}")
         for workers in (1, 2):
             ratio = median[f"{kind} ours w{workers}"] / median[reference]
+            failed = failures[f"{kind} ours w{workers}"]
             print(f"{f'{kind} ours, {workers} worker(s)':24}"
-                  f"{median[f'{kind} ours w{workers}']:>10.1f} {unit}{ratio:>8.2f}x")
+                  f"{median[f'{kind} ours w{workers}']:>10.1f} {unit}{ratio:>8.2f}x"
+                  + (f"   ({failed} failed requests)" if failed else ""))
             ok &= workers != 2 or ratio >= TARGET_RATIO
     print(f"target: >= {TARGET_RATIO}x the reference with 2 workers: {'met' if ok else 'NOT met'}")
     return 0 if ok else 1

@@ -1,4 +1,4 @@
-"""The lab as a deployment target: its releases, ``deploy``, ``rollback``, maintenance, Redis restore.
+"""The lab as a deployment target: releases, ``deploy``, ``rollback``, maintenance, Redis restore.
 
 The seed deploys a tagged version of the operator's repository (``git checkout $VERSION``),
 stops the API, runs the migrations and starts the new version; its rollback checks out the
@@ -37,7 +37,8 @@ from lab.services.redis import OS_USER as REDIS_USER
 from lab.services.redis import Redis
 
 RELEASES_DIR = Path(__file__).resolve().parent / "releases"
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "MSSante LAB release", "GIT_AUTHOR_EMAIL": "release@lab.mssante.fr",
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "MSSante LAB release",
+                "GIT_AUTHOR_EMAIL": "release@lab.mssante.fr",
                 "GIT_COMMITTER_NAME": "MSSante LAB release",
                 "GIT_COMMITTER_EMAIL": "release@lab.mssante.fr"}
 FIRST_RELEASE_DATE = 1735689600      # 2025-01-01T00:00:00Z; release n is dated n days later

@@ -158,8 +158,8 @@ def database_fingerprint(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
             "ORDER BY ordinal_position", (schema, name)).fetchall()
         digest, rows = hashlib.sha256(), 0
         with conn.cursor(name="mssante_check_fingerprint") as cursor:
-            cursor.execute(sql.SQL('SELECT t::text FROM {} AS t ORDER BY t::text COLLATE "C"').format(
-                sql.Identifier(schema, name)))
+            query = sql.SQL('SELECT t::text FROM {} AS t ORDER BY t::text COLLATE "C"')
+            cursor.execute(query.format(sql.Identifier(schema, name)))
             for (text,) in cursor:
                 digest.update(text.encode() + b"\n")
                 rows += 1

@@ -66,7 +66,8 @@ def render(d: Deployment, meta: dict[str, Any], tests: list[CheckResult],
               "|---|---|---|"]
     lines += [f"| {_cell(k)} | {_cell(v)} | {_cell(o)} |" for k, v, o in facts.get("settings", [])]
 
-    lines += ["", "## Déroulement", "", "| Étape | Résultat | Durée | Détail |", "|---|---|---|---|"]
+    lines += ["", "## Déroulement", "", "| Étape | Résultat | Durée | Détail |",
+              "|---|---|---|---|"]
     for phase in d.phases:
         lines.append(f"| {_cell(phase.label)} (`{phase.name}`) | {PHASE_ICONS[phase.ok]} | "
                      f"{phase.duration_s:.1f}s | {_cell(phase.detail)} |")
@@ -141,7 +142,7 @@ def _services(lifecycle: Lifecycle, host: Any) -> list[tuple[str, str, str]]:
     rows = []
     spec = lifecycle.host_spec
     for name in spec.processes:
-        count = len(host.process.filter(comm=name))
+        count = hosts.running(host, name)
         rows.append((name, "✅ en service" if count else "❌ arrêté", f"{count} processus"))
     for name in spec.services:
         service = host.service(name)
@@ -164,7 +165,8 @@ def _artefacts(d: Deployment) -> list[tuple[str, str]]:
     return [(str(f), backups.sha256_file(f)) for f in files if f.is_file()]
 
 
-def _settings(config: pytest.Config, profile: Profile, lifecycle: Lifecycle) -> list[tuple[str, str, str]]:
+def _settings(config: pytest.Config, profile: Profile,
+              lifecycle: Lifecycle) -> list[tuple[str, str, str]]:
     origin = config.stash.get(environments.ORIGIN_KEY, "?")
     section = lifecycle.section
     rows = [("environnement", profile.name, f"{origin}: {profile.path}"),

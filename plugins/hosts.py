@@ -137,6 +137,12 @@ def port_holders(host: Any, port: int) -> set[str]:
     return holders
 
 
+def running(host: Any, name: str) -> int:
+    """How many live processes are named ``name``: a zombie (state Z, a daemon that exited and
+    was not reaped yet) is not a running service."""
+    return sum(1 for p in host.process.filter(comm=name) if not str(p.stat).startswith("Z"))
+
+
 def resources(host: Any, paths: tuple[str, ...]) -> dict[str, Any]:
     """Load, memory and free disk of the host, for the deployment report."""
     load = host.run("cat /proc/loadavg").stdout.split()

@@ -1,4 +1,4 @@
-"""Deploy → verify → roll back around the profile's commands (DESIGN §6); opt-in with ``--deploy``.
+"""Deploy → verify → roll back around the profile's commands (DESIGN §6), opt-in: ``--deploy``.
 
 ``pytest suites/post_deploy --env NAME --deploy VERSION`` runs the seed's deploy-production.sh
 around the session's tests: pre-deploy checks (``suites/pre_deploy``, in a subprocess) →

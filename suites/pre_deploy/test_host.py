@@ -36,8 +36,8 @@ def test_port_free_or_expected(platform_port, record):
 @pytest.mark.requirement("LIFE-HOST-RUNNING")
 def test_process_running(host_process):
     spec, name = host_process
-    processes = hosts.connect(spec.connection).process.filter(comm=name)
-    assert processes, f"{spec.name}: no {name} process is running"
+    assert hosts.running(hosts.connect(spec.connection), name), (
+        f"{spec.name}: no {name} process is running")
 
 
 @pytest.mark.requirement("LIFE-HOST-RUNNING")

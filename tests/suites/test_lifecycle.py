@@ -87,7 +87,8 @@ def test_broken_release_rolls_back_by_itself(platform_lab, tmp_path):
     assert info["status"] == "rolled_back" and info["version"] == "1.2.0"
     assert 'relation \\"users\\" does not exist' in info["reason"]
     report = report_of(run)
-    assert "**Résultat : ↩️ ANNULÉ — rollback automatique réussi** — Attente de santé:" in report
+    assert ("**Résultat : ↩️ ANNULÉ — rollback automatique réussi** — Attente de santé:"
+            in report)
     assert "not healthy within 10s" in report
     assert "database: 3 tables identical (rows and content checksums)" in report
     # The smoke tests after the rollback validated the old version.

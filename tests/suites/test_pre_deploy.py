@@ -1,6 +1,6 @@
 """suites/pre_deploy against the real lab: green when good, and each broken item named.
 
-Broken input comes from variants of the lab profile (whose paths are made absolute first) (a required variable nobody set, a
+Broken input comes from variants of the lab profile (a required variable nobody set, a
 certificate file expiring in 5 days, a key file readable by all, a disk threshold no disk
 meets, a Compose file that does not validate), from a dirty platform checkout, and from a
 broken lab (database and Redis down, a stranger on Prometheus's port).
@@ -59,7 +59,8 @@ def test_broken_items_are_named(platform_lab, tmp_path):
         'server/good/cert.pem"': 'server/expiring/cert.pem"',
         "disk_free_gb = 1 ": "disk_free_gb = 1000000 ",
         '/.lab/redis/redis.conf"]': f'/.lab/redis/redis.conf", "{exposed}"]',
-        "command_timeout_s = 120": f'command_timeout_s = 120\ncompose_files = ["{tmp_path}/docker-compose.yml"]',
+        "command_timeout_s = 120":
+            f'command_timeout_s = 120\ncompose_files = ["{tmp_path}/docker-compose.yml"]',
     })
     run = run_suite(SUITE, "--env", str(profile), tmp_path=tmp_path,
                     env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
@@ -88,14 +89,16 @@ def test_node_env_production_is_required_for_production(platform_lab, tmp_path):
     unset = run_suite(test, "--env", str(profile), tmp_path=tmp_path / "unset",
                       env={"NODE_ENV": ""})
     assert unset.outcomes() == {test: "failed"}
-    assert "NODE_ENV is not set: a production deployment needs NODE_ENV=production" in unset.messages()
+    assert ("NODE_ENV is not set: a production deployment needs NODE_ENV=production"
+            in unset.messages())
     production = run_suite(test, "--env", str(profile), tmp_path=tmp_path / "set",
                            env={"NODE_ENV": "production"})
     assert production.outcomes() == {test: "passed"}
 
 
 def test_version_must_be_a_tag_and_tree_clean(platform_lab, tmp_path):
-    tests = [T + "test_source.py::test_version_is_a_tag", T + "test_source.py::test_working_tree_clean"]
+    tests = [T + "test_source.py::test_version_is_a_tag",
+             T + "test_source.py::test_working_tree_clean"]
     stray = deploy.checkout_dir() / "hotfix.sql"
     stray.write_text("-- edited on the server\n")
     try:
