@@ -15,7 +15,7 @@ _values: set[str] = set()
 _PATTERNS = (
     re.compile(r"(?i)(authorization:\s*bearer\s+)[^\s'\"]+"),
     re.compile(r"(?i)(\"(?:password|token|secret)\"\s*:\s*\")[^\"]*"),
-    re.compile(r"(\bAUTH\s+(?:PLAIN|LOGIN|XOAUTH2)\s+)\S+"),       # SMTP, as sent
+    re.compile(r"(?m)((?:^|C:\s*)AUTH\s+(?:PLAIN|LOGIN|XOAUTH2)\s+)\S+"),  # SMTP client
     re.compile(r"(?m)(^\s*(?:C:\s*)?[A-Za-z0-9.]+\s+LOGIN\s+\S+\s+)\S+"),  # IMAP "tag LOGIN u p"
     re.compile(r"(?i)((?:password|passwd|pwd)=)[^\s&;]+"),
 )

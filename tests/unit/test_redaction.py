@@ -37,3 +37,9 @@ def test_logging_filter_redacts_rendered_message(caplog):
 def test_ordinary_text_is_left_alone():
     text = "api_login = <function api_login.<locals>.login at 0x7f17eb7d6700>; auth ok"
     assert redaction.redact(text) == text
+
+
+def test_server_auth_capability_line_is_kept():
+    text = "  0.010 S: 250-AUTH PLAIN LOGIN\n  0.020 C: AUTH PLAIN AGFAYgBjZGVm"
+    clean = redaction.redact(text)
+    assert "250-AUTH PLAIN LOGIN" in clean and "AGFAYgBjZGVm" not in clean
