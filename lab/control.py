@@ -92,7 +92,9 @@ def up(faults: list[str] | None = None, only: list[str] | None = None) -> list[s
                        "adds o+x) or set MSSANTE_LAB_DIR to a reachable folder")
     ctx = LabContext(faults=active, secrets=secrets.ensure())
     pki.ensure()
-    lines = []
+    from lab import deploy  # the platform checkout the API serves (a git tree with release tags)
+
+    lines = deploy.ensure_platform()
     for service in selected(only):
         changed = service.configure(ctx)
         running = service.is_running()

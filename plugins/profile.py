@@ -150,7 +150,7 @@ class Section:
 class Profile:
     path: Path
     data: dict[str, Any]
-    env_file_values: dict[str, str] = field(default_factory=dict)
+    env_file_values: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
