@@ -34,7 +34,7 @@ def _needs_profile(config: pytest.Config) -> bool:
         path = Path(str(config.invocation_params.dir), arg.split("::")[0]).resolve()
         if path == suites or suites in path.parents:
             return True
-    return not config.args
+    return False
 
 
 def configure(config: pytest.Config) -> None:
