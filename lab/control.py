@@ -5,10 +5,14 @@
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from lab import faults as fault_catalogue
 from lab import paths, pki, secrets
@@ -16,6 +20,7 @@ from lab.ports import ALL as PORTS
 from lab.process import LabError, port_open, run
 from lab.services import LabContext, Service, selected
 
+CONTROL_LOCK = Path("/tmp/mssante-check-lab-control.lock")
 PACKAGES = (
     # the lab's daemons
     "postfix", "dovecot-imapd", "dovecot-lmtpd", "dovecot-submissiond", "postgresql",
@@ -80,8 +85,23 @@ def _check_ports_free(service: Service) -> None:
                            f"free it or stop that process before `python -m lab up`")
 
 
+@contextmanager
+def _exclusive() -> Iterator[None]:
+    """One lab command at a time on this machine: two concurrent `up`s would fight over
+    the same daemons and ports."""
+    CONTROL_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(CONTROL_LOCK, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def up(faults: list[str] | None = None, only: list[str] | None = None) -> list[str]:
     """Start the lab (optionally broken); returns one line per service."""
+    with _exclusive():
+        return _up(faults, only)
+
+
+def _up(faults: list[str] | None, only: list[str] | None) -> list[str]:
     active = fault_catalogue.validate(faults or [])
     if shutil.which("postconf") is None and not only:
         raise LabError("lab packages are not installed: run `python -m lab install` first")
@@ -117,6 +137,11 @@ def up(faults: list[str] | None = None, only: list[str] | None = None) -> list[s
 
 
 def down() -> list[str]:
+    with _exclusive():
+        return _down()
+
+
+def _down() -> list[str]:
     lines = []
     for service in reversed(selected()):
         if service.is_running():

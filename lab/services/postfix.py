@@ -42,6 +42,14 @@ MESSAGE_SIZE_LIMIT = 20 * 1024 * 1024      # advertised as SIZE; a profile value
 WHITELIST_FRESHNESS = dt.timedelta(hours=24)   # the lab profile's bound (DESIGN.md §8)
 WHITELIST_STALE_AGE = dt.timedelta(days=3)     # whitelist-stale: well past that bound
 POLICY_USER = "nobody"
+BROKEN_LMTP = "lmtp:unix:private/dovecot-lmtp"   # delivery-broken: a socket nobody serves
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def _config_value(text: str) -> str:
@@ -95,9 +103,15 @@ class Postfix(Service):
             "mxpolicy.cf": self._policy_cf(ctx),
             "virtual_mailboxes": "".join(f"{address} lab\n" for address in identity.MAILBOXES),
         }
+        leaving_broken_delivery = (not ctx.has("delivery-broken") and BROKEN_LMTP in
+                                   _read(self.dir / "main.cf"))
         changed = False
         for name, content in files.items():
             changed |= write_if_changed(self.dir / name, content, 0o644)
+        if leaving_broken_delivery and self.queue_dir.is_dir():
+            # Mail held by the fault must not surface in the mailboxes once the lab is good.
+            run(["postsuper", "-c", str(self.dir), "-d", "ALL"], timeout=START_TIMEOUT,
+                check=False)
         return changed
 
     def _ensure_whitelist(self, ctx: LabContext) -> None:
@@ -126,7 +140,7 @@ class Postfix(Service):
         served = tls.served(ctx)
         ciphers = tls.tls12_ciphers(ctx)
         protocols = f">={tls.min_protocol(ctx)}"
-        lmtp = ("lmtp:unix:private/dovecot-lmtp" if ctx.has("delivery-broken")
+        lmtp = (BROKEN_LMTP if ctx.has("delivery-broken")
                 else f"lmtp:inet:{ports.HOST}:{ports.LMTP}")
         return f"""\
 # Rendered by `python -m lab up` (lab/services/postfix.py); `python -m lab status` names the
