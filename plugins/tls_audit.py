@@ -189,15 +189,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     metafunc.parametrize("tls_check", [
         pytest.param(TlsCheck(endpoint, rule.id), id=f"{endpoint.name}-{rule.id}",
-                     marks=[pytest.mark.requirement(rule.requirement), *endpoint_marks(endpoint)])
+                     marks=[pytest.mark.requirement(rule.requirement),
+                            pytest.mark.service(service_of(endpoint))])
         for endpoint in endpoints for rule in policy.rules_for(endpoint.name)])
-
-
-def endpoint_marks(endpoint: Endpoint) -> list[pytest.MarkDecorator]:
-    """Marks of every test that reads an endpoint's scan: its service, and its xdist group —
-    with ``--dist loadgroup`` one worker runs all of them, so workers scan different endpoints
-    in parallel instead of waiting for each other's scan of the same one."""
-    return [pytest.mark.service(service_of(endpoint)), pytest.mark.xdist_group(endpoint.name)]
 
 
 # --- the shared scans ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from plugins.endpoints import Endpoint, tls_endpoints
 from plugins.outcomes import Recorder
 from plugins.profile import NotConfigured, Profile
 from plugins.tls_audit import (CertificateFile, NotMeasured, get_certificate_files,
-                               endpoint_marks, report_verdict, scan_evidence)
+                               report_verdict, scan_evidence, service_of)
 from probes import certificates
 from probes.certificates import CLIENT_AUTH, SERVER_AUTH, CertCheck, TrustAnchors
 from probes.tls_scan import TlsScan
@@ -59,7 +59,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     files = get_certificate_files(metafunc.config)
     if "cert_source" in metafunc.fixturenames:
-        params = [pytest.param(("wire", e), id=f"wire-{e.name}", marks=endpoint_marks(e))
+        params = [pytest.param(("wire", e), id=f"wire-{e.name}",
+                               marks=pytest.mark.service(service_of(e)))
                   for e in tls_endpoints(profile)]
         params += [pytest.param(("disk", f), id=f"disk-{f.name}",
                                 marks=pytest.mark.service("certificate-files"))
