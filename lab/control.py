@@ -26,7 +26,7 @@ PACKAGES = (
     "postfix", "dovecot-imapd", "dovecot-lmtpd", "dovecot-submissiond", "postgresql",
     "redis-server", "nginx", "prometheus", "prometheus-alertmanager",
     # reference tools the suite's tests and benchmarks compare against or look through
-    "testssl.sh", "swaks", "wrk", "chromium",
+    "testssl.sh", "swaks", "wrk", "stunnel4", "chromium",
 )
 
 

@@ -6,6 +6,7 @@ imapclient speaks the protocol; every line the connection exchanges is recorded 
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 from typing import Any, Callable
 
@@ -28,6 +29,9 @@ class ImapSession:
                              f"timeout {timeout}s, reads {read}s)")
         self.client = IMAPClient(host, port=port, ssl=implicit_tls, ssl_context=context,
                                  timeout=SocketTimeout(connect=timeout, read=read))
+        # imapclient writes a command and its CRLF in two sends: with Nagle on, each command
+        # waits for the server's delayed ACK (~40 ms), a client artefact, not server latency.
+        self.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transcript.server(_text(self.client.welcome))
         _record_wire(self.client, self.transcript)
 

@@ -215,6 +215,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "mssante-api"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: no delayed-ACK stall
     timeout = 15            # a client that stops sending is dropped, not waited for forever
     api: Api                # set on the subclass built by make_server
 

@@ -17,7 +17,6 @@ that step, not of an opaque task.
 from __future__ import annotations
 
 import itertools
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -273,10 +272,6 @@ class ImapUser(User):
         with step(self, "IMAP", "connect"):
             session = ImapSession(self.section["host"], self.section["port"],
                                   self.target.connect_timeout, "load-imap")
-        # imapclient writes a command and its CRLF in two sends: with Nagle on, each command
-        # waits for the server's delayed ACK (~40 ms), a client artefact that would swamp the
-        # server's own latency. Real mail clients send whole lines.
-        session.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             with step(self, "IMAP", "starttls"):
                 session.starttls(self.target.tls("imap"))

@@ -12,7 +12,6 @@ import sys
 
 import pytest
 
-from lab import paths
 from tests.labctl import REPO, run_suite
 
 SUITE = "suites/load"
@@ -96,14 +95,9 @@ def test_broken_lab_fails(lab_fault, tmp_path, fault, test, breach):
 
 
 def test_accepted_but_undelivered_mail_fails(lab_fault, tmp_path):
+    # The run's messages stay held in the lab's queue; the lab purges them when it is repaired.
     lab_fault("delivery-broken")
-    try:
-        run = run_suite(SMTP, *SHORT, tmp_path=tmp_path)
-    finally:
-        # The run's messages are stuck in the lab's queue: delete them rather than let them
-        # reach the test mailbox once the lab is repaired.
-        subprocess.run(["postsuper", "-c", str(paths.service_dir("postfix")), "-d", "ALL"],
-                       capture_output=True, timeout=30, check=True)
+    run = run_suite(SMTP, *SHORT, tmp_path=tmp_path)
     assert run.with_outcome("failed") == {SMTP}, run.messages()
     assert "40 of 40 messages accepted under load were not delivered" in run.messages()
 
