@@ -132,7 +132,7 @@ def render_html(report: EvidenceReport) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>mssante-check evidence — {_e(meta.get('environment', '?'))} — "
         f"{_e(meta.get('run_id', '?'))}</title>", f"<style>{STYLE}</style></head><body>",
-        f"<h1>mssante-check evidence report</h1>",
+        "<h1>mssante-check evidence report</h1>",
         f'<p><span class="verdict {verdict_class}" id="verdict">{_e(report.verdict)}</span> '
         + " ".join(f"{_badge(name)} {n}" for name, n in counts.items() if n) + "</p>",
         '<h2 id="run">Run</h2><table id="metadata">']

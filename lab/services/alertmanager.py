@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 from lab import ports
-from lab.process import (LabError, log_tail, read_pid, run, spawn, terminate, wait_port,
+from lab.process import (LabError, log_tail, run, spawn, wait_port,
                          write_if_changed)
-from lab.services.base import LabContext, Service
+from lab.services.base import LabContext, PidfileService
 from lab.services.prometheus import post, wait_ready
 
 OS_USER = "prometheus"
@@ -39,7 +39,7 @@ receivers:
 """
 
 
-class Alertmanager(Service):
+class Alertmanager(PidfileService):
     name = "alertmanager"
     ports = {"alertmanager": ports.ALERTMANAGER}
     packages = ("prometheus-alertmanager",)
@@ -80,15 +80,6 @@ class Alertmanager(Service):
             self.stop()
             raise LabError(f"alertmanager did not become ready: {log_tail(self.log)}")
 
-    def stop(self) -> None:
-        pid = read_pid(self.pidfile)
-        if pid is not None:
-            terminate(pid, timeout=START_TIMEOUT)
-        self.pidfile.unlink(missing_ok=True)
-
     def reload(self) -> None:
         self._check()
         post(f"{BASE_URL}/-/reload")
-
-    def is_running(self) -> bool:
-        return read_pid(self.pidfile) is not None

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 from lab import identity, paths, ports, tls
-from lab.process import (LabError, log_tail, pid_alive, port_open, read_pid, spawn, terminate,
-                         write_if_changed)
-from lab.services.base import LabContext, Service
+from lab.process import (LabError, log_tail, pid_alive, port_open, spawn, write_if_changed)
+from lab.services.base import LabContext, PidfileService
 
 START_TIMEOUT = 15
 API_FAULTS = ("health-lies", "auth-broken")
@@ -36,7 +35,7 @@ def display_name(address: str) -> str:
     return " ".join(part.capitalize() for part in address.split("@")[0].split("."))
 
 
-class Api(Service):
+class Api(PidfileService):
     name = "api"
     ports = {"api-backend": ports.API_BACKEND}
 
@@ -100,16 +99,7 @@ MSSANTE_API_FAULTS={faults}
             self.stop()
             raise LabError(f"api did not open port {ports.API_BACKEND}: {log_tail(self.log)}")
 
-    def stop(self) -> None:
-        pid = read_pid(self.pidfile)
-        if pid is not None:
-            terminate(pid, timeout=START_TIMEOUT)
-        self.pidfile.unlink(missing_ok=True)
-
     def reload(self) -> None:
         """The API reads api.env at start only: apply it with a restart."""
         self.stop()
         self.start(LabContext())
-
-    def is_running(self) -> bool:
-        return read_pid(self.pidfile) is not None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import paths
-from lab.process import port_open
+from lab.process import port_open, read_pid, terminate
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,23 @@ class Service:
 
     def port_status(self) -> dict[str, bool]:
         return {role: port_open(port) for role, port in self.ports.items()}
+
+
+class PidfileService(Service):
+    """A daemon tracked by a pid file (ours or its own): stopping it means SIGTERM, a bounded
+    wait, then SIGKILL — and the pid file goes with it."""
+
+    stop_timeout: float = 15.0
+
+    @property
+    def pidfile(self) -> Path:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        pid = read_pid(self.pidfile)
+        if pid is not None:
+            terminate(pid, timeout=self.stop_timeout)
+        self.pidfile.unlink(missing_ok=True)
+
+    def is_running(self) -> bool:
+        return read_pid(self.pidfile) is not None

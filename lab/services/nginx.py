@@ -10,16 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab import identity, paths, ports, tls
-from lab.process import (LabError, log_tail, read_pid, run, spawn, terminate, wait_port,
+from lab.process import (LabError, log_tail, run, spawn, wait_port,
                          write_if_changed)
-from lab.services.base import LabContext, Service
+from lab.services.base import LabContext, PidfileService
 
 START_TIMEOUT = 15
 FRONT_PAGE = paths.REPO_ROOT / "lab" / "front" / "index.html"
 HSTS = "max-age=63072000; includeSubDomains"
 
 
-class Nginx(Service):
+class Nginx(PidfileService):
     name = "nginx"
     ports = {"https-api": ports.HTTPS_API, "https-front": ports.HTTPS_FRONT}
     packages = ("nginx",)
@@ -152,17 +152,6 @@ http {{
             raise LabError(f"nginx did not open ports {', '.join(map(str, self.ports.values()))}: "
                            f"{log_tail(self.error_log)}")
 
-    def stop(self) -> None:
-        # SIGTERM to the master: it stops its workers and waits for them before exiting.
-        pid = read_pid(self.pidfile)
-        if pid is not None:
-            terminate(pid, timeout=START_TIMEOUT)
-        self.pidfile.unlink(missing_ok=True)
-
     def reload(self) -> None:
         self._check()
         run([*self._cli(), "-s", "reload"], timeout=15)
-
-    def is_running(self) -> bool:
-        return read_pid(self.pidfile) is not None
-

@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 
 from lab import ports
-from lab.process import (LabError, log_tail, read_pid, run, spawn, terminate, wait_port,
+from lab.process import (LabError, log_tail, run, spawn, wait_port,
                          write_if_changed)
-from lab.services.base import LabContext, Service
+from lab.services.base import LabContext, PidfileService
 
 OS_USER = "prometheus"
 START_TIMEOUT = 15
@@ -46,7 +46,7 @@ def post(url: str) -> None:
         raise LabError(f"POST {url} failed: {exc}") from exc
 
 
-class Prometheus(Service):
+class Prometheus(PidfileService):
     name = "prometheus"
     ports = {"prometheus": ports.PROMETHEUS}
     packages = ("prometheus",)
@@ -124,18 +124,10 @@ scrape_configs:
             self.stop()
             raise LabError(f"prometheus did not become ready: {log_tail(self.log)}")
 
-    def stop(self) -> None:
-        pid = read_pid(self.pidfile)
-        if pid is not None:
-            terminate(pid, timeout=START_TIMEOUT)
-        self.pidfile.unlink(missing_ok=True)
-
     def reload(self) -> None:
         self._check()
         post(f"{BASE_URL}/-/reload")
 
-    def is_running(self) -> bool:
-        return read_pid(self.pidfile) is not None
 
 
 RULES = """\

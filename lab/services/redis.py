@@ -12,15 +12,16 @@ import shutil
 from pathlib import Path
 
 from lab import identity, ports
-from lab.process import (LabError, log_tail, read_pid, spawn, terminate, wait_port,
+from lab.process import (LabError, log_tail, spawn, wait_port,
                          write_if_changed)
-from lab.services.base import LabContext, Service
+from lab.services.base import LabContext, PidfileService
 
 OS_USER = "redis"
 START_TIMEOUT = 15
 
 
-class Redis(Service):
+class Redis(PidfileService):
+    # Stopping with SIGTERM (PidfileService.stop) makes Redis write a final snapshot.
     name = "redis"
     ports = {"redis": ports.REDIS}
     packages = ("redis-server",)
@@ -74,17 +75,7 @@ appendonly no
             self.stop()
             raise LabError(f"redis did not open port {ports.REDIS}: {log_tail(self.log)}")
 
-    def stop(self) -> None:
-        # SIGTERM makes Redis write a final snapshot before it exits.
-        pid = read_pid(self.pidfile)
-        if pid is not None:
-            terminate(pid, timeout=START_TIMEOUT)
-        self.pidfile.unlink(missing_ok=True)
-
     def reload(self) -> None:
         """Redis cannot re-read its file: apply it with a restart (the snapshot survives)."""
         self.stop()
         self.start(LabContext())
-
-    def is_running(self) -> bool:
-        return read_pid(self.pidfile) is not None
