@@ -37,6 +37,9 @@ ENDPOINTS = ("https-api", "https-front", "smtp-mx", "smtp-submission", "imap-sta
 MAIL_ENDPOINTS = ("smtp-mx", "smtp-submission", "imap-starttls", "imaps")
 
 
+MAIL_WITHOUT_MX = tuple(e for e in ENDPOINTS if e != "smtp-mx")
+
+
 def anssi(rule: str, endpoints: tuple[str, ...] = ENDPOINTS) -> set[str]:
     return {f"suites/tls/test_anssi.py::test_anssi[{e}-{rule}]" for e in endpoints}
 
@@ -52,7 +55,10 @@ def wire(check: str) -> set[str]:
 EXPIRING_FAILS = pki.EXPIRING_DAYS < profiles.load("lab").threshold("cert_fail_days")
 # fault -> the tests of suites/tls + suites/certs that fail or error, nothing more, nothing less.
 EXPECTED_FAILING: dict[str, set[str]] = {
-    "tls-legacy": anssi("protocols") | anssi("cipher_suites_tls12"),
+    # The lab's MX port (client certificate required) still refuses TLS 1.0/1.1 under this
+    # fault: OpenSSL inside Postfix aborts those handshakes ("no suitable signature algorithm"),
+    # so the MX protocols rule rightly passes there; the SHA-1 CBC suites still show on TLS 1.2.
+    "tls-legacy": anssi("protocols", MAIL_WITHOUT_MX) | anssi("cipher_suites_tls12"),
     "weak-ciphers": anssi("cipher_suites_tls12") | anssi("forward_secrecy")
     | anssi("robot", ("smtp-mx",)),
     "cert-expiring": wire("test_expiry") if EXPIRING_FAILS else set(),
