@@ -334,6 +334,12 @@ def _robot(_: NoParams, scan: TlsScan) -> _Outcome:
         return _not_run("robot")
     if scan.robot.startswith("VULNERABLE"):
         return _Outcome("fail", scan.robot, [scan.robot])
+    rsa = [s.name for v in _LEGACY for s in scan.protocols.get(v, ()) if s.name.startswith("TLS_RSA_")]
+    if scan.robot == "NOT_VULNERABLE_RSA_NOT_SUPPORTED" and rsa:
+        # The probe's handshakes failed (e.g. a client certificate is required), yet the suite
+        # enumeration saw RSA key exchange accepted: ROBOT was not measured, never a pass.
+        return _Outcome("error", f"ROBOT probe saw no RSA key exchange, but {rsa[0]} is "
+                                 "accepted: not measurable on this endpoint")
     if scan.robot.startswith("NOT_VULNERABLE"):
         return _Outcome("pass", scan.robot)
     return _Outcome("warn", f"inconclusive: {scan.robot}")

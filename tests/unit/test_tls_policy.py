@@ -258,3 +258,11 @@ def test_override_of_unknown_rule_and_bad_toml_are_clear(tmp_path: Path) -> None
         load_policy(broken)
     with pytest.raises(PolicyError, match=r"missing\.toml: cannot read"):
         load_policy(tmp_path / "missing.toml")
+
+
+def test_robot_not_measured_when_rsa_suites_are_accepted(anssi: TlsPolicy) -> None:
+    """sslyze says "RSA not supported" when its ROBOT handshakes fail (client certificate
+    required) even though RSA key exchange is accepted: that is an error, never a pass."""
+    scan = good_scan(protocols=with_tls12(suite("TLS_RSA_WITH_AES_256_GCM_SHA384")))
+    result = evaluate_rule(anssi, "robot", scan)
+    assert result.verdict == "error" and "not measurable" in result.measured
