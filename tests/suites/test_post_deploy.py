@@ -22,6 +22,8 @@ EXPECTED = {
     "redis-down": ({T + "test_api.py::test_health_reports_dependencies_ok",
                     T + "test_datastores.py::test_redis_ping_authenticated",
                     T + "test_datastores.py::test_redis_refuses_unauthenticated"}, "redis"),
+    "redis-no-password": ({T + "test_datastores.py::test_redis_refuses_unauthenticated"},
+                          "redis"),
     "auth-broken": ({T + "test_api.py::test_login_returns_token",
                      T + "test_api.py::test_mailboxes_with_token"}, "api"),
     "smtp-auth-before-tls": (
