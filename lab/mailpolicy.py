@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from lab import whitelist
+from lab.whitelist import domain_key
 
 IDLE_TIMEOUT = 330.0     # Postfix drops idle policy connections after 300 s (max_idle)
 MAX_REQUEST = 64 * 1024  # a policy request is a few hundred bytes; refuse anything absurd
@@ -49,15 +50,6 @@ class Rules:
     operators: dict[str, str]      # domain key (IDNA, lower case) -> expected certificate CN
     issuer_cn: str                 # CN of the only issuer accepted for client certificates
     require_certificate: bool
-
-
-def domain_key(domain: str) -> str:
-    """Compare domains in one spelling: lower-case IDNA (``hôpital`` == ``xn--hpital-...``)."""
-    domain = domain.strip().rstrip(".").lower()
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain
 
 
 def _cn(name: x509.Name) -> str:

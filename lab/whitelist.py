@@ -71,6 +71,15 @@ _FIELDS = (("name", "Nom"), ("description", "Description"),
            ("support_contact", "SupportContact"))
 
 
+def domain_key(domain: str) -> str:
+    """One spelling for comparing domains: lower-case IDNA (``hôpital`` = ``xn--hpital-…``)."""
+    domain = domain.strip().rstrip(".").lower()
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
 def render(whitelist: Whitelist) -> str:
     """The XML document (to be written UTF-8); optional elements absent when None."""
     root = ET.Element(_q(ROOT))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from lab.whitelist import domain_key  # noqa: F401 - re-exported for the suite
 from probes.tlsctx import client_context
 
 
@@ -29,11 +30,3 @@ def read_whitelist(source: str, base: Path, ca_file: Path | None, timeout: float
     response.raise_for_status()
     return response.content
 
-
-def domain_key(domain: str) -> str:
-    """One spelling for comparing domains: lower-case IDNA (``hôpital`` = ``xn--hpital-…``)."""
-    domain = domain.strip().rstrip(".").lower()
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain
