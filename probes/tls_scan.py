@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from lab.process import acquire_flock
+
 # The protocol versions sslyze can enumerate, oldest first, and the scan command for each.
 PROTOCOLS: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 PROTOCOL_COMMANDS: dict[str, str] = {
@@ -522,15 +524,7 @@ def _lock_path(cache_dir: Path, name: str) -> Path:
 def _exclusive(lock_path: Path, wait_s: float) -> Iterator[None]:
     """Hold an exclusive flock on lock_path, waiting at most wait_s for it."""
     with open(lock_path, "a+") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{lock_path}: another scan held the lock over {wait_s:.0f}s")
-                time.sleep(0.1)
+        acquire_flock(handle, wait_s, f"TLS scan lock {lock_path}")
         try:
             yield
         finally:

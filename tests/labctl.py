@@ -5,17 +5,16 @@ judged from the ``results.json`` it writes, so these tests prove the real entry 
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lab import control
+from lab.process import acquire_flock
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,16 +29,21 @@ def hold_lab() -> None:
     if _lock:
         return
     handle = LOCK_FILE.open("w")
-    deadline = time.monotonic() + 1800
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"lab still held by another test session ({LOCK_FILE})")
-            time.sleep(1)
+    acquire_flock(handle, 1800, f"lab lock {LOCK_FILE} (another test session)", poll_s=1)
     _lock.append(handle)
+
+
+def descendants(pid: int) -> set[int]:
+    """pid and all its descendants, from /proc/<pid>/task/*/children."""
+    found = {pid}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found |= descendants(child)
+    return found
 
 
 def lab_up(*faults: str) -> None:

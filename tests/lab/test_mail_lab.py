@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -508,19 +507,6 @@ def test_fault_tls_and_cert_faults_reach_mail_ports(mail_lab: Passwords) -> None
 
 
 # --- stopping ---------------------------------------------------------------------------------
-def _family(pid: int) -> set[int]:
-    """pid and all its descendants, from /proc/<pid>/task/*/children."""
-    found = {pid}
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found |= _family(child)
-    return found
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs daemons as their own users")
 def test_stop_leaves_no_process(mail_lab: Passwords) -> None:
     from lab.services import load
@@ -530,7 +516,7 @@ def test_stop_leaves_no_process(mail_lab: Passwords) -> None:
                 POSTFIX_DIR / "run" / "mxpolicy.pid"]
     pids = [read_pid(pidfile) for pidfile in pidfiles]
     assert None not in pids, pidfiles
-    family = set().union(*(_family(pid) for pid in pids if pid is not None))
+    family = set().union(*(labctl.descendants(pid) for pid in pids if pid is not None))
     try:
         for name in reversed(SERVICES):
             load(name).stop()

@@ -406,18 +406,6 @@ def test_fault_tls_legacy_reaches_nginx(web_lab: dict[str, str]) -> None:
     assert handshake(ports.HTTPS_API, ssl.TLSVersion.TLSv1_1) is None
 
 
-def _descendants(pid: int) -> set[int]:
-    found = {pid}
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found |= _descendants(child)
-    return found
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs daemons as their own users")
 def test_stop_leaves_no_process(web_lab: dict[str, str]) -> None:
     from lab.services import selected
@@ -426,7 +414,7 @@ def test_stop_leaves_no_process(web_lab: dict[str, str]) -> None:
                    else service.dir / f"{service.name}.pid")
         pid = read_pid(pidfile)
         assert pid is not None, service.name
-        family = _descendants(pid)
+        family = labctl.descendants(pid)
         service.stop()
         assert not service.is_running()
         assert not [p for p in family if pid_alive(p)], service.name
