@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +38,7 @@ POLICY_KEY = pytest.StashKey[TlsPolicy]()
 POLICY_ORIGIN_KEY = pytest.StashKey[str]()
 FILES_KEY = pytest.StashKey[list["CertificateFile"]]()
 SCAN_FOLDER = "tls"                 # under the run's evidence folder
+MAX_PARALLEL_SCANS = 8              # endpoints scanned side by side (a profile has a handful)
 SCAN_DEADLINE_S = 60.0              # a whole scan (usually < 10 s); each connection is bounded by the profile
 
 
@@ -219,23 +221,51 @@ def tls_policy(pytestconfig: pytest.Config) -> TlsPolicy:
     return policy
 
 
+def endpoints_under_test(items: list[pytest.Item]) -> dict[str, Endpoint]:
+    """The endpoints this session's tests will ask scans of (``tls_check`` and ``wire``
+    certificate sources), by name."""
+    found: dict[str, Endpoint] = {}
+    for item in items:
+        for value in getattr(getattr(item, "callspec", None), "params", {}).values():
+            candidates = value if isinstance(value, tuple) else (value,)
+            for candidate in candidates:
+                endpoint = candidate.endpoint if isinstance(candidate, TlsCheck) else candidate
+                if isinstance(endpoint, Endpoint):
+                    found[endpoint.name] = endpoint
+    return found
+
+
 @pytest.fixture(scope="session")
-def tls_scanner(env_profile: Profile, evidence_path: Path,
-                run_info: RunInfo) -> Callable[[Endpoint], TlsScan]:
-    """``tls_scanner(endpoint)`` → this run's scan of it (scanned once per run, see module doc)."""
+def tls_scanner(request: pytest.FixtureRequest, env_profile: Profile, evidence_path: Path,
+                run_info: RunInfo) -> Iterator[Callable[[Endpoint], TlsScan]]:
+    """``tls_scanner(endpoint)`` → this run's scan of it (scanned once per run, see module doc).
+
+    The first call starts the scans of every endpoint the session's tests need, side by side:
+    a scan mostly waits on the server (Dovecot takes seconds per handshake batch), so the run
+    waits for the slowest scan instead of their sum. Each scan still takes its endpoint's lock,
+    so xdist workers never scan one endpoint twice.
+    """
     cache = evidence_path / SCAN_FOLDER
     fresh_after = datetime.fromtimestamp(run_info.started, timezone.utc)
     timeout = env_profile.threshold("connect_timeout_s")
-    scans: dict[str, TlsScan] = {}
+    pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_SCANS, thread_name_prefix="tls-scan")
+    scans: dict[str, Future[TlsScan]] = {}
+
+    def start(endpoint: Endpoint) -> None:
+        if endpoint.name not in scans:
+            scans[endpoint.name] = pool.submit(
+                scan_cached, scan_target(endpoint), cache, timeout_s=timeout,
+                deadline_s=SCAN_DEADLINE_S, fresh_after=fresh_after)
 
     def scan_of(endpoint: Endpoint) -> TlsScan:
-        if endpoint.name not in scans:
-            scans[endpoint.name] = scan_cached(scan_target(endpoint), cache, timeout_s=timeout,
-                                               deadline_s=SCAN_DEADLINE_S,
-                                               fresh_after=fresh_after)
-        return scans[endpoint.name]
+        if not scans:
+            for wanted in endpoints_under_test(request.session.items).values():
+                start(wanted)
+        start(endpoint)
+        return scans[endpoint.name].result()
 
-    return scan_of
+    yield scan_of
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- verdict → outcome -----------------------------------------------------------------------

@@ -34,6 +34,13 @@ from lab.services.base import LabContext, Service
 
 MAIL_USER = "mssantelab"
 START_TIMEOUT = 15.0
+# Dovecot 2.3's own post-login CAPABILITY, IDLE left out (the ``imap-no-idle`` fault).
+CAPABILITIES_WITHOUT_IDLE = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
+    "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
+    "LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH "
+    "LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ "
+    "NOTIFY").split()
 CHILD_GRACE = 0.5       # how long children may outlive the master before each signal
 
 
@@ -105,6 +112,11 @@ class Dovecot(Service):
         return self.dir / "mail"
 
     @property
+    def unusable_store(self) -> Path:
+        """Root's alone (0700): the ``imap-store-unavailable`` fault's mail store."""
+        return self.dir / "store-unavailable"
+
+    @property
     def base_dir(self) -> Path:
         return self.dir / "run"
 
@@ -138,6 +150,11 @@ class Dovecot(Service):
     def _render(self, ctx: LabContext, account: pwd.struct_passwd) -> str:
         served = tls.served(ctx)
         plaintext = "no" if ctx.has("imap-plaintext-login") else "yes"
+        passdb = (f"passdb {{\n  driver = passwd-file\n"
+                  f"  args = scheme=SHA512-CRYPT username_format=%u {self.users}\n}}\n")
+        if ctx.has("imap-any-password"):
+            # Any password passes; IMAP still needs the mailbox to exist (userdb lookup).
+            passdb = "passdb {\n  driver = static\n  args = nopassword=y\n}\n"
         return f"""\
 # Rendered by `python -m lab up` (lab/services/dovecot.py); `python -m lab status` names the
 # active faults. Edit and run `python -m lab reload`. Nothing is included from /etc/dovecot.
@@ -155,11 +172,11 @@ default_login_user = dovenull
 disable_plaintext_auth = {plaintext}
 # PLAIN and LOGIN are what Postfix's submission port offers through this auth service.
 auth_mechanisms = plain login
-passdb {{
-  driver = passwd-file
-  args = scheme=SHA512-CRYPT username_format=%u {self.users}
-}}
-userdb {{
+# Production keeps the 2 s failure delay and the per-IP penalty (doubling up to 15 s)
+# against password guessing. The lab answers a wrong password at once: its checks try one on
+# purpose in every run, all from 127.0.0.1, and the detection matrix runs them dozens of times.
+auth_failure_delay = 0
+{passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {self.users}
   default_fields = uid={MAIL_USER} gid={MAIL_USER} home={self.mail_root}/%d/%n
@@ -200,6 +217,12 @@ service lmtp {{
     port = {ports.LMTP}
   }}
 }}
+service anvil {{
+  # No authentication penalty (see auth_failure_delay above).
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 service auth {{
   # SASL for Postfix's submission port (smtpd_sasl_path).
   unix_listener {auth_socket().name} {{
@@ -211,9 +234,22 @@ service auth {{
 protocol lmtp {{
   postmaster_address = postmaster@{identity.DOMAIN}
 }}
-"""
+{self._imap_protocol(ctx)}"""
+
+    def _imap_protocol(self, ctx: LabContext) -> str:
+        """The IMAP-only settings the IMAP faults change (LMTP keeps delivering)."""
+        settings = []
+        if ctx.has("imap-no-idle"):
+            settings.append(f"imap_capability = {' '.join(CAPABILITIES_WITHOUT_IDLE)}")
+        if ctx.has("imap-store-unavailable"):
+            # A mail store IMAP sessions may not enter: the mount lost, the permissions wrong.
+            settings.append(f"mail_location = maildir:{self.unusable_store}/%d/%n")
+        if not settings:
+            return ""
+        return "protocol imap {\n" + "".join(f"  {line}\n" for line in settings) + "}\n"
 
     def _prepare_dirs(self) -> None:
+        self.unusable_store.mkdir(mode=0o700, exist_ok=True)
         self.mail_root.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.mail_root, MAIL_USER, MAIL_USER)
         os.chmod(self.mail_root, 0o700)

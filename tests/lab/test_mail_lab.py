@@ -469,6 +469,42 @@ def test_fault_imap_plaintext_login(mail_lab: Passwords) -> None:
     assert b"LOGINDISABLED" in imap_greeting_capabilities()
 
 
+def test_fault_imap_any_password(mail_lab: Passwords) -> None:
+    wrong = f"wrong-{uuid.uuid4()}"
+    with fault("imap-any-password"):
+        with mailbox(MEDECIN, wrong):                                 # IMAP takes it
+            pass
+        with smtplib.SMTP(ports.HOST, ports.SUBMISSION, timeout=TIMEOUT) as smtp:
+            smtp.starttls(context=tls_context())
+            smtp.login(MEDECIN, wrong)                               # and so does submission
+    with pytest.raises(imaplib.IMAP4.error):
+        with mailbox(MEDECIN, wrong):
+            pass
+
+
+def test_fault_imap_no_idle(mail_lab: Passwords) -> None:
+    with fault("imap-no-idle"):
+        with mailbox(MEDECIN, mail_lab[MEDECIN]) as client:
+            assert b"IDLE" not in client.capabilities()
+            assert b"UIDPLUS" in client.capabilities()
+    with mailbox(MEDECIN, mail_lab[MEDECIN]) as client:
+        assert b"IDLE" in client.capabilities()
+
+
+def test_fault_imap_store_unavailable(mail_lab: Passwords) -> None:
+    with fault("imap-store-unavailable"):
+        client = IMAPClient(ports.HOST, ports.IMAPS, ssl=True, ssl_context=tls_context(),
+                            timeout=TIMEOUT)
+        try:
+            client.login(MEDECIN, mail_lab[MEDECIN])                  # login still works
+            with pytest.raises(imaplib.IMAP4.error, match="SERVERBUG"):
+                client.select_folder("INBOX", readonly=True)
+        finally:
+            client.logout()
+    with mailbox(MEDECIN, mail_lab[MEDECIN]):                          # selects INBOX again
+        pass
+
+
 def test_fault_delivery_broken(mail_lab: Passwords) -> None:
     password = mail_lab[MEDECIN]
     with fault("delivery-broken"):
