@@ -11,6 +11,7 @@ import getpass
 import json
 import platform
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -33,6 +34,21 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     ConnectionError, TimeoutError, socket.timeout, httpx.TransportError,
     redis.ConnectionError, psycopg.OperationalError)
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
+
+
+def could_not_run(exc: BaseException) -> bool:
+    """The target could not be reached, so the check measured nothing: an *error*. A refused
+    certificate is not that: the service answered with a certificate clients must reject, a
+    failure of the platform however the client library wraps it (httpx turns it into a
+    ConnectError)."""
+    if not isinstance(exc, UNREACHABLE):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return False
+        seen = seen.__cause__ or seen.__context__
+    return True
 TOOLS = ("pytest", "pytest-xdist", "pytest-html", "sslyze", "cryptography", "httpx",
          "psycopg", "redis", "imapclient", "locust")
 
@@ -154,8 +170,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     """Redact secrets from failure text and captured output before any report sees them."""
     outcome = yield
     report = outcome.get_result()
-    if call.when == "call" and call.excinfo is not None and isinstance(
-            call.excinfo.value, UNREACHABLE):
+    if call.when == "call" and call.excinfo is not None and could_not_run(call.excinfo.value):
         item.user_properties.append(("could_not_run", redaction.redact(
             f"{type(call.excinfo.value).__name__}: {call.excinfo.value}")))
     if report.longrepr is not None:

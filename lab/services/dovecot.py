@@ -199,6 +199,11 @@ ssl_prefer_server_ciphers = yes
 
 # --- listeners ------------------------------------------------------------------------
 service imap-login {{
+  # High-performance mode: a few long-lived login processes serve every connection, instead
+  # of a new process per connection (a TLS scan opens hundreds; Dovecot's default then takes
+  # seconds and times handshakes out when scans run side by side).
+  service_count = 0
+  process_min_avail = 2
   # STARTTLS IMAP: clients reach it on {ports.HOST}:{ports.IMAP} through lab/looprelay.py.
   inet_listener imap {{
     address = {looprelay.BACKEND_HOST}

@@ -50,7 +50,8 @@ def test_redis_refuses_unauthenticated(target, timeouts):
     except redis.AuthenticationError:
         return  # NOAUTH: the password is enforced
     except redis.ConnectionError as exc:
-        pytest.fail(f"Redis unreachable, cannot check authentication: {exc}")
+        # Not measured, so an *error* (could not run), never a pass or a plain failure.
+        raise ConnectionError(f"Redis unreachable, cannot check authentication: {exc}") from exc
     finally:
         client.close()
     pytest.fail("Redis answered PING without a password")

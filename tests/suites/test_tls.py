@@ -1,33 +1,17 @@
 """suites/tls and suites/certs against the real lab, run together as a user runs them
 (``pytest suites/tls suites/certs --env lab``).
 
-The table below is the contract: for each TLS or certificate fault of the lab, *exactly* these
-tests fail (or error) — a fault that broke one more test, or one fewer, fails here. Known lab
-behaviour it encodes: under ``tls-legacy`` OpenSSL also offers the SHA-1 CBC suites on TLS 1.2
-(there is no per-version list), so the TLS 1.2 suite rule fails too; ``weak-ciphers`` adds
-static-RSA suites, so forward secrecy fails as well. Certificate faults change what every port
-serves, not the files declared on disk, so only the ``wire-*`` sources fail.
-
-Also here: one scan per endpoint per run, counted under xdist; the scan JSON as evidence; the
-``--tls-policy`` option; and the cross-check with testssl.sh on the TLS faults (our verdicts on
-protocols and suites, computed from testssl.sh's findings by the same policy, are identical).
+What each TLS and certificate fault makes these suites fail is the detection matrix's
+contract (``tests/detection/expected.toml``), and the cross-check with testssl.sh lives there
+too. Here: the good lab passes with one scan per endpoint as evidence, counted under xdist; the
+warning path of a certificate close to expiry; and the ``--tls-policy`` option.
 """
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
-
-from lab import pki
 from plugins import profile as profiles
-from plugins.endpoints import tls_endpoints
-from plugins.tls_audit import scan_target
-from policy.tls import evaluate_rule, load_policy
-from probes.testssl import TestsslFindings, run_testssl
-from probes.tls_scan import PROTOCOLS, AcceptedSuite, TlsEndpoint, TlsScan, scan
 from tests.labctl import SuiteRun, run_suite
 from tests.plugin.test_cli import pytest_run
 from tests.profile_variants import lab_variant
@@ -35,9 +19,6 @@ from tests.profile_variants import lab_variant
 SUITES = ("suites/tls", "suites/certs")
 ENDPOINTS = ("https-api", "https-front", "smtp-mx", "smtp-submission", "imap-starttls", "imaps")
 MAIL_ENDPOINTS = ("smtp-mx", "smtp-submission", "imap-starttls", "imaps")
-
-
-MAIL_WITHOUT_MX = tuple(e for e in ENDPOINTS if e != "smtp-mx")
 
 
 def anssi(rule: str, endpoints: tuple[str, ...] = ENDPOINTS) -> set[str]:
@@ -49,52 +30,6 @@ def wire(check: str) -> set[str]:
     return {f"suites/certs/test_certificates.py::{check}[wire-{e}]" for e in ENDPOINTS}
 
 
-# cert-expiring serves a certificate with lab.pki.EXPIRING_DAYS left (5 today): under the lab
-# profile's 7-day failure threshold it fails, between 7 and 30 days it would warn.
-# test_cert_expiring_is_a_warning_above_the_fail_threshold shows the warning path either way.
-EXPIRING_FAILS = pki.EXPIRING_DAYS < profiles.load("lab").threshold("cert_fail_days")
-# fault -> the tests of suites/tls + suites/certs that fail or error, nothing more, nothing less.
-EXPECTED_FAILING: dict[str, set[str]] = {
-    # The lab's MX port (client certificate required) still refuses TLS 1.0/1.1 under this
-    # fault: OpenSSL inside Postfix aborts those handshakes ("no suitable signature algorithm"),
-    # so the MX protocols rule rightly passes there; the SHA-1 CBC suites still show on TLS 1.2.
-    "tls-legacy": anssi("protocols", MAIL_WITHOUT_MX) | anssi("cipher_suites_tls12"),
-    "weak-ciphers": anssi("cipher_suites_tls12") | anssi("forward_secrecy")
-    | anssi("robot", ("smtp-mx",)),
-    "cert-expiring": wire("test_expiry") if EXPIRING_FAILS else set(),
-    "cert-expired": wire("test_expiry"),
-    "cert-untrusted": wire("test_chain"),
-    "cert-prod-root": wire("test_chain"),
-}
-# fault -> the tests that pass with a warning (each fails under --strict-warnings).
-EXPECTED_WARNING: dict[str, set[str]] = {} if EXPIRING_FAILS else {
-    "cert-expiring": wire("test_expiry")}
-# fault -> the tests among those that are reported as *error* (could not run), not failed.
-# ROBOT needs complete RSA key-exchange handshakes with forged padding, which sslyze cannot do
-# on a port that requires a client certificate (sslyze issue #484): once weak-ciphers offers
-# RSA key exchange, the MX's ROBOT verdict cannot be measured — an error, never a pass.
-EXPECTED_ERROR: dict[str, set[str]] = {"weak-ciphers": anssi("robot", ("smtp-mx",))}
-# fault -> (a failing test, what its one-line message must say): port, requirement, what was
-# seen and the offending items an operator must remove.
-EXPECTED_MESSAGE: dict[str, tuple[str, tuple[str, ...]]] = {
-    "tls-legacy": ("suites/tls/test_anssi.py::test_anssi[imap-starttls-protocols]",
-                   ("imap-starttls: [ANSSI-TLS-2.1] ", "FAIL — TLSv1.0, TLSv1.1 accepted",
-                    "offending: TLSv1.0, TLSv1.1")),
-    "weak-ciphers": ("suites/tls/test_anssi.py::test_anssi[smtp-submission-cipher_suites_tls12]",
-                     ("smtp-submission: [ANSSI-TLS-A.1-TLS12] ", "offending: ",
-                      "TLS_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")),
-    **({"cert-expiring": ("suites/certs/test_certificates.py::test_expiry[wire-smtp-mx]",
-                          ("wire-smtp-mx: expiry: FAIL", "mail.lab.mssante.fr: expires in ",
-                           "days (< 7)"))} if EXPIRING_FAILS else {}),
-    "cert-expired": ("suites/certs/test_certificates.py::test_expiry[wire-imaps]",
-                     ("wire-imaps: expiry: FAIL", "mail.lab.mssante.fr: expired on")),
-    "cert-untrusted": ("suites/certs/test_certificates.py::test_chain[wire-smtp-mx]",
-                       ("wire-smtp-mx: chain: FAIL — no chain to ", "anchors-test.pem",
-                        "LAB Foreign Untrusted CA")),
-    "cert-prod-root": ("suites/certs/test_certificates.py::test_chain[wire-https-api]",
-                       ("wire-https-api: chain: FAIL — builds to the forbidden anchors ",
-                        "anchors-prod.pem", "LAB AC RACINE IGC-SANTE ELEMENTAIRE")),
-}
 # HSTS means nothing on a mail port: reported as not applicable, never as passed.
 GOOD_SKIPPED = anssi("hsts", MAIL_ENDPOINTS)
 
@@ -170,23 +105,6 @@ def test_xdist_workers_share_the_scans(good_lab, tmp_path):
     assert [name for name, _ in scans] == sorted(ENDPOINTS), scans     # once each, not per worker
 
 
-@pytest.mark.parametrize("fault", sorted(EXPECTED_FAILING))
-def test_fault_fails_exactly_the_expected_tests(lab_fault, tmp_path, fault):
-    lab_fault(fault)
-    run = run_audit(tmp_path / "run")
-    assert run.failing() == EXPECTED_FAILING[fault], _explain(run, EXPECTED_FAILING[fault])
-    assert run.with_outcome("error") == EXPECTED_ERROR.get(fault, set()), run.messages()
-    assert run.with_outcome("warning") == EXPECTED_WARNING.get(fault, set()), run.messages()
-    assert (run.returncode == 0) == (not EXPECTED_FAILING[fault]), run.messages()
-    if fault in EXPECTED_MESSAGE:
-        nodeid, fragments = EXPECTED_MESSAGE[fault]
-        message = next(r["message"] for r in run.results["results"] if r["nodeid"] == nodeid)
-        assert all(f in message for f in fragments), message
-    if fault in EXPECTED_WARNING:
-        strict = run_audit(tmp_path / "strict", "--strict-warnings")
-        assert strict.failing() == EXPECTED_WARNING[fault], _explain(strict, EXPECTED_WARNING[fault])
-
-
 def test_cert_expiring_is_a_warning_above_the_fail_threshold(lab_fault, tmp_path):
     """EXPIRING_DAYS (5) left, failure threshold lowered to 3 in a profile copy: a warning
     the reports show, and a failure under --strict-warnings."""
@@ -226,46 +144,3 @@ def test_bad_policy_is_one_usage_error_line(tmp_path):
     assert proc.returncode == 4
     assert f"ERROR: {bad}: rules.protocols.allowed: unknown protocol 'TLSv1.4'" in proc.stderr
     assert "collected" not in proc.stdout
-
-
-# --- cross-check with testssl.sh -------------------------------------------------------------
-
-# testssl.sh (Debian 3.0.8) cannot present a client certificate: the MX is not cross-checked.
-CROSS_CHECKED = ("https-api", "smtp-submission", "imap-starttls")
-COMPARED_RULES = ("protocols", "cipher_suites_tls12", "cipher_suites_tls13", "forward_secrecy")
-
-
-def _as_scan(endpoint: TlsEndpoint, found: TestsslFindings) -> TlsScan:
-    """testssl.sh's findings in the shape the policy engine judges (names only: the rules
-    compared here read nothing else)."""
-    return TlsScan(endpoint, datetime.now(timezone.utc), found.duration_s, protocols={
-        p: tuple(AcceptedSuite(n, n, None, None, None) for n in found.suites.get(p, ()))
-        for p in PROTOCOLS})
-
-
-@pytest.mark.parametrize("fault", ["tls-legacy", "weak-ciphers"])
-def test_verdicts_agree_with_testssl(lab_fault, fault):
-    lab_fault(fault)
-    lab = profiles.load("lab")
-    policy = load_policy(lab.path_of("policy", "tls"))
-    endpoints = {e.name: scan_target(e) for e in tls_endpoints(lab) if e.name in CROSS_CHECKED}
-    with ThreadPoolExecutor(len(endpoints)) as pool:
-        testssl = dict(zip(endpoints, pool.map(
-            lambda e: run_testssl(e.host, e.port, e.starttls, timeout_s=240), endpoints.values())))
-    failures = 0
-    for name, endpoint in endpoints.items():
-        found = testssl[name]
-        assert found.error is None, f"{name}: testssl.sh: {found.error}"
-        ours = scan(endpoint)
-        assert ours.error is None, f"{name}: {ours.error}"
-        assert ours.accepted_protocols == found.protocols, name
-        for version in found.protocols:
-            assert {s.name for s in ours.protocols[version]} == set(found.suites[version]), \
-                f"{name} {version}"
-        theirs = _as_scan(endpoint, found)
-        for rule in COMPARED_RULES:
-            a, b = evaluate_rule(policy, rule, ours), evaluate_rule(policy, rule, theirs)
-            assert (a.verdict, sorted(a.offending)) == (b.verdict, sorted(b.offending)), \
-                f"{name} {rule}: sslyze {a.message()} / testssl.sh {b.message()}"
-            failures += a.verdict == "fail"
-    assert failures >= 2 * len(endpoints), "the fault was not seen at all"

@@ -69,3 +69,29 @@ def test_message_from_formatted_failure_text():
     text = "def test_x():\n>       assert a == b\nE       AssertionError: /health answered 502\nE       assert 502 == 200"
     r = result([("call", "failed", text)])
     assert r.message == "AssertionError: /health answered 502"
+
+
+def test_refused_certificate_is_a_failure_not_could_not_run():
+    """httpx wraps a certificate verification error in ConnectError (a TransportError): the
+    service answered, with a certificate clients must refuse — failed, not error."""
+    import ssl
+
+    import httpx
+
+    from plugins.reporting import could_not_run
+
+    def wrapped(cause: BaseException) -> httpx.ConnectError:
+        try:
+            try:
+                raise cause
+            except BaseException as exc:
+                raise httpx.ConnectError(str(exc)) from exc
+        except httpx.ConnectError as outer:
+            return outer
+
+    refused = ssl.SSLCertVerificationError(1, "certificate verify failed: certificate has expired")
+    assert not could_not_run(wrapped(refused))
+    assert not could_not_run(refused)
+    assert could_not_run(wrapped(ConnectionRefusedError(111, "Connection refused")))
+    assert could_not_run(TimeoutError("timed out"))
+    assert not could_not_run(AssertionError("health is degraded"))
