@@ -5,6 +5,7 @@ README section differs, and ``python -m tests.detection.readme`` rewrites it.
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,6 +16,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 START = "<!-- detection-matrix: generated from tests/detection/expected.toml by " \
         "`python -m tests.detection.readme`; do not edit by hand -->"
 END = "<!-- detection-matrix: end -->"
+WIDTH = 96
 
 
 def _suite(test: str) -> str:
@@ -45,14 +47,15 @@ def _details(entry: Expectation) -> str:
 def render(matrix: Matrix) -> str:
     """The whole section between (and including) the START and END markers."""
     suites = " ".join(matrix.suites)
-    excluded = "; ".join(f"`{s}` is not run: {why}" for s, why in matrix.excluded.items())
+    excluded = " ".join(f"`{s}` is not run: {why}." for s, why in matrix.excluded.items())
+    intro = (f"`tests/detection/test_matrix.py` starts the lab with each fault, runs `pytest "
+             f"{suites} --env lab -n 2` and requires *exactly* these checks to fail: one more "
+             f"or one fewer fails the matrix. The good lab fails nothing and skips only "
+             f"{len(matrix.good.skipped)} checks, each for a stated reason (not configured in "
+             f"the lab, not applicable to a mail port). {excluded}")
     lines = [
         START, "",
-        "`tests/detection/test_matrix.py` starts the lab with each fault, runs",
-        f"`pytest {suites} --env lab -n 2` and requires *exactly* these checks to fail:",
-        "one more or one fewer fails the matrix. The good lab fails nothing and skips only "
-        f"{len(matrix.good.skipped)} checks, each for a stated reason (not configured in the lab,",
-        f"not applicable to a mail port). {excluded}.", "",
+        *textwrap.wrap(intro, WIDTH, break_long_words=False, break_on_hyphens=False), "",
         "| fault | what the lab breaks | checks that fail | in suites |",
         "|---|---|---:|---|",
     ]
