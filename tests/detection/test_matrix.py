@@ -57,7 +57,7 @@ def _leaked_secrets(reports: Path) -> list[str]:
 
 
 def _explain(entry: Expectation, run: labctl.SuiteRun, problems: list[str]) -> str:
-    involved = entry.fail | {p.rsplit(": ", 1)[-1].split(" (")[0] for p in problems}
+    involved = entry.fail | entry.warning | run.failing() | run.with_outcome("warning")
     messages = "\n".join(f"  {r['nodeid']}: {r['outcome']}: {r['message'][:300]}"
                          for r in run.results["results"] if r["nodeid"] in involved)
     return ("\n".join(problems) + f"\n--- messages of the tests involved:\n{messages}"
