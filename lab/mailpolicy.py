@@ -36,8 +36,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from lab import whitelist
-from lab.whitelist import domain_key
+from probes import whitelist
+from probes.whitelist import domain_key
 
 IDLE_TIMEOUT = 330.0     # Postfix drops idle policy connections after 300 s (max_idle)
 MAX_REQUEST = 64 * 1024  # a policy request is a few hundred bytes; refuse anything absurd

@@ -181,6 +181,18 @@ class Profile:
         """Environment first, then the profile's env_file (environment wins)."""
         return os.environ.get(var) or self.env_file_values.get(var)
 
+    def mailboxes(self) -> list[tuple[str, str]]:
+        """The ``[[mailboxes]]`` test accounts as (address, password); a password variable
+        that is not set is an error naming it and the mailbox."""
+        accounts = []
+        for entry in self.data.get("mailboxes", []):
+            password = self.lookup_env(entry["password_env"])
+            if not password:
+                raise RuntimeError(f"environment variable {entry['password_env']} (mailbox "
+                                   f"{entry['address']}) is not set")
+            accounts.append((entry["address"], password))
+        return accounts
+
     def path_of(self, section: str, key: str) -> Path | None:
         data = _lookup(self.data, section) or {}
         value = data.get(key)

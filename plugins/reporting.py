@@ -8,6 +8,7 @@ partial record; the summary is written at the end.
 from __future__ import annotations
 
 import getpass
+import html
 import json
 import platform
 import socket
@@ -188,11 +189,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
 
 def pytest_html_results_table_header(cells: list[str]) -> None:
     cells.insert(2, "<th>Requirements</th>")
+    cells.insert(3, "<th>Warning / waiver</th>")
+
+
+def html_note(properties: list[tuple[str, Any]]) -> str:
+    """What pytest-html's passed/failed column cannot say: a pass *with a warning*, or a
+    failure *waived* (by whom, until when). Empty for a plain outcome."""
+    notes = [f"warning: {value}" for key, value in properties if key == "warning"]
+    for key, value in properties:
+        if key == "waiver":
+            waiver = json.loads(value)
+            notes.append(f"waived by {waiver['id']} (approved by {waiver['approver']}, until "
+                         f"{waiver['expires']}): {waiver['justification']}")
+    return redaction.redact("; ".join(notes))
 
 
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    ids = [v for k, v in getattr(report, "user_properties", []) if k == "requirement"]
+    properties = list(getattr(report, "user_properties", []))
+    ids = [v for k, v in properties if k == "requirement"]
     cells.insert(2, f"<td>{', '.join(ids)}</td>")
+    cells.insert(3, f"<td>{html.escape(html_note(properties))}</td>")
 
 
 def pytest_html_report_title(report: Any) -> None:

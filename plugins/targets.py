@@ -67,15 +67,9 @@ def admin_credentials(env_profile: Profile) -> tuple[str, str]:
 @pytest.fixture
 def mailboxes(env_profile: Profile) -> list[tuple[str, str]]:
     """Test mailboxes (address, password) declared by the profile; skipped when none."""
-    declared = env_profile.data.get("mailboxes", [])
-    if not declared:
+    accounts = env_profile.mailboxes()
+    if not accounts:
         pytest.skip(f"not configured in {env_profile.name}: [[mailboxes]]")
-    result = []
-    for entry in declared:
-        password = env_profile.lookup_env(entry["password_env"])
-        if not password:
-            raise RuntimeError(f"environment variable {entry['password_env']} (mailbox "
-                               f"{entry['address']}) is not set")
+    for _, password in accounts:
         redaction.register(password)
-        result.append((entry["address"], password))
-    return result
+    return accounts

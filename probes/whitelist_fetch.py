@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 
-from lab.whitelist import domain_key  # noqa: F401 - re-exported for the suite
 from probes.tlsctx import client_context
 
 

@@ -29,7 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-from lab import identity, paths, pki, ports, tls, whitelist
+from lab import identity, paths, pki, ports, tls
+from lab.whitelist import lab_whitelist
+from probes import whitelist
 from lab.process import (LabError, log_tail, pid_alive, read_pid, run, spawn, terminate, wait_port,
                          write_if_changed)
 from lab.services.base import LabContext, Service
@@ -125,14 +127,14 @@ class Postfix(Service):
             current = None
         if current is not None:
             stale = now - current.generated_at > WHITELIST_FRESHNESS
-            expected = whitelist.render(whitelist.lab_whitelist(current.generated_at))
+            expected = whitelist.render(lab_whitelist(current.generated_at))
             if stale == want_stale and text == expected:
                 return
         generated = now - WHITELIST_STALE_AGE if want_stale else now
         self.whitelist_file.parent.mkdir(parents=True, exist_ok=True)
         # Atomic: the policy service may be reading it right now.
         tmp = self.whitelist_file.with_name(f".{self.whitelist_file.name}.tmp")
-        tmp.write_text(whitelist.render(whitelist.lab_whitelist(generated)), encoding="utf-8")
+        tmp.write_text(whitelist.render(lab_whitelist(generated)), encoding="utf-8")
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.whitelist_file)
 

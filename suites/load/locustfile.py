@@ -117,13 +117,7 @@ def target(environment: Environment) -> Target:
 
 def _accounts(loaded: Profile) -> list[tuple[str, str]]:
     """The profile's test mailboxes with their passwords (load users are test users only)."""
-    accounts = []
-    for entry in loaded.data.get("mailboxes", []):
-        password = loaded.lookup_env(entry["password_env"])
-        if not password:
-            raise RuntimeError(f"environment variable {entry['password_env']} (mailbox "
-                               f"{entry['address']}) is not set")
-        accounts.append((entry["address"], password))
+    accounts = loaded.mailboxes()
     if not accounts:
         raise RuntimeError(f"no [[mailboxes]] in {loaded.path.name}: load users need test mailboxes")
     return accounts

@@ -13,11 +13,11 @@ import hashlib
 import pytest
 from cryptography import x509
 
-from lab.whitelist import Whitelist, WhitelistError, parse
 from plugins.profile import NotConfigured
 from probes.handshake import leaf_certificate
 from probes.tlsctx import client_context
-from probes.whitelist_fetch import domain_key, read_whitelist
+from probes.whitelist import Whitelist, WhitelistError, domain_key, parse
+from probes.whitelist_fetch import read_whitelist
 
 pytestmark = pytest.mark.service("smtp-mx")
 

@@ -28,9 +28,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from imapclient import IMAPClient
 
-from lab import control, identity, mailpolicy, paths, pki, ports, secrets, whitelist
+from lab import control, identity, mailpolicy, paths, pki, ports, secrets
 from lab.process import pid_alive, port_open, read_pid, run
 from lab.services.postfix import WHITELIST_FRESHNESS
+from probes import whitelist
 from tests import labctl
 
 SERVICES = ["dovecot", "postfix"]

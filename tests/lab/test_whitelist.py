@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 
 from lab import identity, pki
-from lab.whitelist import (NAMESPACE, Whitelist, WhitelistEntry, WhitelistError, lab_whitelist,
-                           parse, render)
+from lab.whitelist import lab_whitelist
+from probes.whitelist import NAMESPACE, Whitelist, WhitelistEntry, WhitelistError, parse, render
 
 GENERATED = dt.datetime(2025, 3, 1, 6, 30, tzinfo=dt.timezone.utc)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,21 @@ def test_missing_waiver_file_is_a_usage_error(tmp_path):
     run = run_tmp_suite(tmp_path, SOURCE, "--waivers", str(tmp_path / "nope.toml"))
     assert run.proc.returncode == 4
     assert f"{tmp_path / 'nope.toml'}: waiver file not found" in run.proc.stderr
+
+
+def test_html_report_shows_waiver_and_warning(tmp_path):
+    """pytest-html's own column says passed or failed; ours says *waived* (by whom, until
+    when) or passed *with a warning*, in the same row."""
+    source = SOURCE + '''
+@pytest.mark.requirement("SEED-MON-RULES")
+def test_warns(record):
+    record.warn("certificate expires in 12 days")
+'''
+    waivers = write(tmp_path, waiver_text("test_tmp.py::test_fails", FUTURE))
+    run = run_tmp_suite(tmp_path, source, "--waivers", str(waivers))
+    assert run.outcomes()["test_warns"] == "warning"
+    page = html.unescape((run.run_dir / "report.html").read_text())
+    assert "Warning / waiver" in page
+    assert "warning: certificate expires in 12 days" in page
+    assert (f"waived by test_tmp.py::test_fails (approved by J. Martin, RSSI, until "
+            f"{FUTURE.isoformat()}): known issue, ticket OPS-7") in page

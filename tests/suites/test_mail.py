@@ -22,12 +22,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from lab import identity, pki, whitelist
+from lab import identity, pki
 from plugins import profile as profiles
-from probes import testmail
+from probes import testmail, whitelist
 from probes.imap import ImapSession
 from probes.tlsctx import client_context
-from probes.whitelist_fetch import domain_key, read_whitelist
+from probes.whitelist import domain_key
+from probes.whitelist_fetch import read_whitelist
 from tests.labctl import REPO, SuiteRun, run_suite
 
 SUITE = "suites/mail"
@@ -53,15 +54,15 @@ def assert_messages_deleted(run: SuiteRun) -> None:
                if m["name"] == "test_message"]
     lab = profiles.load("lab")
     imap = lab.section("imap")
-    for entry in lab.data["mailboxes"]:
+    for address, password in lab.mailboxes():
         session = ImapSession(imap["host"], imap["port"], 5, "check-clean-up", read_timeout=20)
         try:
             session.starttls(client_context(imap.path("ca_file")))
-            session.login(entry["address"], lab.lookup_env(entry["password_env"]))
+            session.login(address, password)
             left = [m for m in markers if session.find(testmail.by_marker(m))]
         finally:
             session.close()
-        assert not left, f"test messages left in {entry['address']}: {left}"
+        assert not left, f"test messages left in {address}: {left}"
 
 
 def assert_transcripts_clean(run: SuiteRun) -> list[Path]:

@@ -88,3 +88,14 @@ def test_unset_secret_is_an_error_naming_the_variable(tmp_path, monkeypatch):
     path = write(tmp_path, MINIMAL + '\n[redis]\nhost = "h"\nport = 1\npassword_env = "NOPE_SECRET"\n')
     with pytest.raises(RuntimeError, match=r"NOPE_SECRET \(named by \[redis\] password_env"):
         profile.load(str(path)).section("redis").secret("password")
+
+
+def test_mailboxes_come_with_their_passwords_or_name_the_missing_variable(tmp_path, monkeypatch):
+    path = write(tmp_path, MINIMAL + '\n[[mailboxes]]\naddress = "a@t.fr"\n'
+                 'password_env = "BOX_A_PASSWORD"\n')
+    monkeypatch.setenv("BOX_A_PASSWORD", "pw-a-123")
+    assert profile.load(str(path)).mailboxes() == [("a@t.fr", "pw-a-123")]
+    monkeypatch.delenv("BOX_A_PASSWORD")
+    with pytest.raises(RuntimeError, match=r"BOX_A_PASSWORD \(mailbox a@t.fr\) is not set"):
+        profile.load(str(path)).mailboxes()
+    assert profile.load(str(write(tmp_path, MINIMAL))).mailboxes() == []
