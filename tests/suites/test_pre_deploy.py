@@ -40,7 +40,7 @@ def test_good_lab_passes(platform_lab, tmp_path):
         T + "test_host.py::test_docker_compose_config"}, run.messages()
     messages = run.messages()
     assert "NODE_ENV=production is required of production profiles" in messages
-    assert "docker compose is not available on platform" in messages
+    assert "not configured in lab: [lifecycle] compose_files" in messages
     assert len(run.with_outcome("passed")) >= 25
 
 
