@@ -35,6 +35,8 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     ConnectionError, TimeoutError, socket.timeout, httpx.TransportError,
     redis.ConnectionError, psycopg.OperationalError)
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
+TOOLS = ("pytest", "pytest-xdist", "pytest-html", "sslyze", "cryptography", "httpx",
+         "psycopg", "redis", "imapclient", "locust")
 
 
 def could_not_run(exc: BaseException) -> bool:
@@ -50,8 +52,6 @@ def could_not_run(exc: BaseException) -> bool:
             return False
         seen = seen.__cause__ or seen.__context__
     return True
-TOOLS = ("pytest", "pytest-xdist", "pytest-html", "sslyze", "cryptography", "httpx",
-         "psycopg", "redis", "imapclient", "locust")
 
 
 def _is_controller(config: pytest.Config) -> bool:
