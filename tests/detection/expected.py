@@ -7,7 +7,6 @@ fault, its ids, the README section rendered from it — is checked in millisecon
 from __future__ import annotations
 
 import tomllib
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,14 +61,6 @@ class Matrix:
             if entry.message:
                 ids.add(entry.message.test)
         return ids
-
-    def tripped(self) -> dict[str, list[str]]:
-        """test id → the faults that make it fail."""
-        by_test: dict[str, list[str]] = defaultdict(list)
-        for name, entry in self.faults.items():
-            for test in entry.fail:
-                by_test[test].append(name)
-        return dict(by_test)
 
 
 def _ids(data: Mapping[str, object], key: str, where: str) -> frozenset[str]:
