@@ -15,6 +15,7 @@ from typing import Any
 
 from lab import control
 from lab.process import acquire_flock
+from plugins import profile as profiles
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,11 @@ def descendants(pid: int) -> set[int]:
         for child in map(int, children):
             found |= descendants(child)
     return found
+
+
+def lab_secrets() -> list[str]:
+    """The lab's generated secrets (``.lab/secrets.env``) long enough to search reports for."""
+    return [v for v in profiles.load("lab").env_file_values.values() if len(v) >= 6]
 
 
 def lab_up(*faults: str) -> None:

@@ -29,7 +29,7 @@ from probes.imap import ImapSession
 from probes.tlsctx import client_context
 from probes.whitelist import domain_key
 from probes.whitelist_fetch import read_whitelist
-from tests.labctl import REPO, SuiteRun, run_suite
+from tests.labctl import REPO, SuiteRun, lab_secrets, run_suite
 
 SUITE = "suites/mail"
 SUB = "suites/mail/test_submission.py::"
@@ -67,7 +67,7 @@ def assert_messages_deleted(run: SuiteRun) -> None:
 
 def assert_transcripts_clean(run: SuiteRun) -> list[Path]:
     """Transcripts were written, and none holds a lab secret."""
-    secrets = [v for v in profiles.load("lab").env_file_values.values() if len(v) >= 6]
+    secrets = lab_secrets()
     folder = run.reports_dir.parent.parent / "evidence" / run.results["metadata"]["run_id"]
     transcripts = sorted((folder / "transcripts").glob("mail-*.txt"))
     assert transcripts, f"no mail transcripts under {folder}"
