@@ -62,10 +62,12 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
                   "rollback_command": str, "migrate_command": str,
                   "maintenance_on_command": str, "maintenance_off_command": str,
                   "health_timeout_s": (int, float), "command_timeout_s": (int, float),
-                  "pre_deploy_suite": str, "smoke_suite": str, "compose_files": list},
+                  "pre_deploy_suite": str, "smoke_suite": str, "compose_files": list,
+                  "version_timeout_s": (int, float)},
     # Backups (plugins/backups.py): BACKUP_DIR overrides `dir`; {rdb} in the restore command.
     "backup": {"dir": str, "max_age_h": (int, float), "config_paths": list, "redis_rdb": str,
-               "redis_restore_command": str, "pg_bin": str, "timeout_s": (int, float)},
+               "redis_restore_command": str, "pg_bin": str, "timeout_s": (int, float),
+               "hmac_key_env": str},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "environment": ("name", "kind"),
