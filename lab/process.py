@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lab.ports import HOST
 
@@ -101,6 +102,24 @@ def terminate(pid: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """subprocess keyword arguments that run a child as ``user`` with that user's own primary
+    group and supplementary groups (what ``initgroups`` would give it).
+
+    ``subprocess``'s ``user=`` alone switches the uid but keeps root's gid 0 and groups, so a
+    daemon started from a checkout under a 0700 ``/root`` matches the folder's *group* class
+    (no permission bits) and cannot even ``chdir`` there, whatever its ``o+x``.
+    """
+    if user is None:
+        return {}
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError as exc:
+        raise LabError(f"system user {user!r} does not exist: run `python -m lab install`") from exc
+    return {"user": account.pw_uid, "group": account.pw_gid,
+            "extra_groups": os.getgrouplist(user, account.pw_gid)}
+
+
 def spawn(cmd: list[str], log: Path, pidfile: Path, env: dict[str, str] | None = None,
           user: str | None = None, cwd: Path | None = None) -> int:
     """Start a foreground daemon detached from us, logging to ``log``; record its pid."""
@@ -108,7 +127,8 @@ def spawn(cmd: list[str], log: Path, pidfile: Path, env: dict[str, str] | None =
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True, user=user,
+            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            **as_user(user),
         )
     pidfile.write_text(f"{proc.pid}\n")
     return proc.pid
@@ -118,8 +138,9 @@ def run(cmd: list[str], timeout: float = 60.0, user: str | None = None,
         env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command to completion with a bounded time; raise LabError with its output on failure."""
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, user=user,
-                                env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+                                **as_user(user))
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"{cmd[0]} did not finish within {timeout:.0f}s") from exc
     except FileNotFoundError as exc:
