@@ -5,7 +5,6 @@ port is free, wait for a port to answer, and stop a process for good.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import pwd
 import signal
@@ -13,7 +12,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from lab.ports import HOST
 
@@ -29,20 +28,6 @@ def port_open(port: int, host: str = HOST, timeout: float = 0.3) -> bool:
             return True
     except OSError:
         return False
-
-
-def acquire_flock(handle: IO[str], wait_s: float, what: str, poll_s: float = 0.1) -> None:
-    """Take an exclusive flock on an open file, waiting at most ``wait_s``: a lock held by a
-    stuck holder becomes a TimeoutError naming ``what``, never a hang."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: still held by another process after {wait_s:.0f}s")
-            time.sleep(poll_s)
 
 
 def wait_port(port: int, timeout: float = 15.0, host: str = HOST) -> bool:

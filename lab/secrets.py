@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import secrets as _secrets
-from pathlib import Path
 
 from lab import identity, paths
+from plugins.envfile import parse_env_file
 
 VARIABLES = (
     identity.ADMIN_PASSWORD_ENV,
@@ -18,18 +18,6 @@ VARIABLES = (
     identity.API_SECRET_ENV,
     *identity.MAILBOXES.values(),
 )
-
-
-def parse_env_file(path: Path) -> dict[str, str]:
-    """Read KEY=VALUE lines (no shell expansion; blank lines and # comments ignored)."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip()
-    return values
 
 
 def ensure() -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from plugins import redaction
+from plugins.envfile import parse_env_file
 
 ENV_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "environments"
 
@@ -240,8 +241,6 @@ def load(name_or_path: str) -> Profile:
     if env_file:
         env_path = (path.parent / env_file).resolve()
         if env_path.is_file():
-            from lab.secrets import parse_env_file
-
             profile.env_file_values = parse_env_file(env_path)
     return profile
 

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from lab.process import acquire_flock
+from probes.locks import acquire_flock
 
 # The protocol versions sslyze can enumerate, oldest first, and the scan command for each.
 PROTOCOLS: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")

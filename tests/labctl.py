@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lab import control
-from lab.process import acquire_flock
 from plugins import profile as profiles
+from probes.locks import acquire_flock
 
 REPO = Path(__file__).resolve().parent.parent
 
