@@ -1,7 +1,9 @@
 """The lab's commands: install, up, down, status, reload.
 
 ``up`` is idempotent: it renders every service's configuration for the requested faults and
-(re)starts only what changed or is not running; services a fault wants down are stopped.
+(re)starts only what changed or is not running; services a fault wants down are stopped. It
+returns once every running service answers as the suites expect (Prometheus has scraped each
+target, Alertmanager is wired), or fails within READY_TIMEOUT_S naming what is not ready.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from lab.process import LabError, port_open, run
 from lab.services import LabContext, Service, selected
 
 CONTROL_LOCK = Path("/tmp/mssante-check-lab-control.lock")
+READY_TIMEOUT_S = 30.0
 PACKAGES = (
     # the lab's daemons
     "postfix", "dovecot-imapd", "dovecot-lmtpd", "dovecot-submissiond", "postgresql",
@@ -115,12 +118,16 @@ def _up(faults: list[str] | None, only: list[str] | None) -> list[str]:
     from lab import deploy  # the platform checkout the API serves (a git tree with release tags)
 
     lines = deploy.ensure_platform()
-    for service in selected(only):
+    since = time.time()
+    services = selected(only)
+    moved: set[str] = set()     # started, restarted or stopped by this call
+    for service in services:
         changed = service.configure(ctx)
         running = service.is_running()
         if not service.wanted(ctx):
             if running:
                 service.stop()
+                moved.add(service.name)
             lines.append(f"{service.name}: stopped (fault)")
             continue
         if running and not changed:
@@ -131,9 +138,25 @@ def _up(faults: list[str] | None, only: list[str] | None) -> list[str]:
         else:
             _check_ports_free(service)
         service.start(ctx)
+        moved.add(service.name)
         lines.append(f"{service.name}: {'restarted' if running else 'started'}")
     _save_state(active, only)
+    _wait_ready([s for s in services if s.wanted(ctx)], frozenset(moved), since)
     return lines
+
+
+def _wait_ready(running: list[Service], moved: frozenset[str], since: float) -> None:
+    """Return once no running service reports anything not ready; LabError after
+    READY_TIMEOUT_S naming each service and what it still lacks."""
+    names = frozenset(s.name for s in running)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        pending = [f"{s.name}: {why}" for s in running if (why := s.not_ready(names, moved, since))]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"lab not ready after {READY_TIMEOUT_S:.0f}s: {' | '.join(pending)}")
+        time.sleep(0.25)
 
 
 def down() -> list[str]:

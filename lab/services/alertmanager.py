@@ -83,3 +83,7 @@ class Alertmanager(PidfileService):
     def reload(self) -> None:
         self._check()
         post(f"{BASE_URL}/-/reload")
+
+    def not_ready(self, running: frozenset[str], changed: frozenset[str],
+                  since: float) -> str | None:
+        return None if wait_ready(f"{BASE_URL}/-/ready", 0.5) else "/-/ready does not answer 200"

@@ -60,6 +60,16 @@ class Service:
     def is_running(self) -> bool:
         raise NotImplementedError
 
+    def not_ready(self, running: frozenset[str], changed: frozenset[str],
+                  since: float) -> str | None:
+        """What this running service does not do yet as the suites expect (None: ready).
+
+        ``running``: the services up after this ``lab up``; ``changed``: those it started,
+        restarted or stopped; ``since``: when it began (epoch seconds). Open ports are checked
+        by ``start``; this is for what comes later (a first scrape, a peer discovered).
+        """
+        return None
+
     def port_status(self) -> dict[str, bool]:
         return {role: port_open(port) for role, port in self.ports.items()}
 

@@ -1,11 +1,19 @@
-"""Prometheus: scrapes the reference API and itself every 5 s, evaluates the lab's alert rules.
+"""Prometheus: scrapes the reference API, Alertmanager and itself every 2 s, evaluates the lab's
+alert rules.
 
 Rules cover what the seed's monitoring chapter asks for: a target down, and a served
 certificate close to expiry (the seed's 30-day SSL alert). ``--web.enable-lifecycle`` makes
 ``reload`` a POST to ``/-/reload`` after ``promtool`` has checked the files.
+
+The short scrape interval is for ``lab up``: it returns only once every target has been
+scraped (see :meth:`Prometheus.not_ready`), and the first scrape of a target comes at a random
+offset within one interval.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
 import shutil
 import time
 import urllib.error
@@ -20,6 +28,11 @@ from lab.services.base import LabContext, PidfileService
 OS_USER = "prometheus"
 START_TIMEOUT = 15
 BASE_URL = f"http://{ports.HOST}:{ports.PROMETHEUS}"
+SCRAPE_INTERVAL_S = 2
+# Scrape jobs, each named after the lab service it scrapes (readiness relies on that).
+SCRAPE_JOBS = {"prometheus": ports.PROMETHEUS, "api": ports.API_BACKEND,
+               "alertmanager": ports.ALERTMANAGER}
+NEVER_SCRAPED = "0001-01-01T00:00:00Z"
 
 
 def wait_ready(url: str, timeout: float) -> bool:
@@ -34,6 +47,25 @@ def wait_ready(url: str, timeout: float) -> bool:
             pass
         time.sleep(0.1)
     return False
+
+
+def get_json(url: str) -> dict:
+    """GET a JSON document (one second at most); LabError if there is none."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise LabError(f"GET {url}: {exc}") from exc
+
+
+def scraped_at(text: str) -> float | None:
+    """Epoch seconds of a Prometheus ``lastScrape`` (RFC 3339 with nanoseconds, which
+    ``fromisoformat`` does not take: cut to microseconds); None if never scraped."""
+    match = re.fullmatch(r"(.+T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text or "")
+    if match is None or text.startswith(NEVER_SCRAPED[:4]):
+        return None
+    head, fraction, zone = match.groups()
+    return dt.datetime.fromisoformat(head + (fraction or "")[:7] + zone).timestamp()
 
 
 def post(url: str) -> None:
@@ -77,8 +109,8 @@ class Prometheus(PidfileService):
         return f"""\
 # Rendered by `python -m lab up`; edit and run `python -m lab reload` (POST /-/reload).
 global:
-  scrape_interval: 5s
-  scrape_timeout: 4s
+  scrape_interval: {SCRAPE_INTERVAL_S}s
+  scrape_timeout: {SCRAPE_INTERVAL_S}s
   evaluation_interval: 5s
   external_labels:
     environment: lab
@@ -92,17 +124,11 @@ alerting:
         - targets: ["{host}:{ports.ALERTMANAGER}"]
 
 scrape_configs:
-  - job_name: prometheus
+""" + "".join(f"""\
+  - job_name: {job}
     static_configs:
-      - targets: ["{host}:{ports.PROMETHEUS}"]
-  - job_name: api
-    metrics_path: /metrics
-    static_configs:
-      - targets: ["{host}:{ports.API_BACKEND}"]
-  - job_name: alertmanager
-    static_configs:
-      - targets: ["{host}:{ports.ALERTMANAGER}"]
-"""
+      - targets: ["{host}:{port}"]
+""" for job, port in SCRAPE_JOBS.items())
 
     def _check(self) -> None:
         result = run(["promtool", "check", "config", str(self.conf)], timeout=30, check=False)
@@ -127,6 +153,36 @@ scrape_configs:
     def reload(self) -> None:
         self._check()
         post(f"{BASE_URL}/-/reload")
+
+    def not_ready(self, running: frozenset[str], changed: frozenset[str],
+                  since: float) -> str | None:
+        """Ready means what the monitoring suite reads is already true: every target scraped
+        (up when its service runs; scraped after ``since`` when its service just started or
+        stopped, so its health is the current one), the rule file loaded, and Alertmanager in
+        Prometheus' active list when it runs."""
+        try:
+            targets = get_json(f"{BASE_URL}/api/v1/targets?state=active")["data"]["activeTargets"]
+            groups = get_json(f"{BASE_URL}/api/v1/rules?type=alert")["data"]["groups"]
+            managers = get_json(f"{BASE_URL}/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
+        except (LabError, KeyError, TypeError) as exc:
+            return f"API not answering: {exc}"
+        pending = []
+        seen = {t.get("labels", {}).get("job") for t in targets}
+        pending += [f"target {job} not discovered" for job in SCRAPE_JOBS if job not in seen]
+        for target in targets:
+            job = target.get("labels", {}).get("job", "?")
+            at = scraped_at(target.get("lastScrape", ""))
+            if at is None or (job in changed and at < since):
+                pending.append(f"target {job} not scraped yet")
+            elif job in running and target.get("health") != "up":
+                pending.append(f"target {job} {target.get('health')}: "
+                               f"{target.get('lastError') or 'no error text'}")
+        loaded = sum(len(group.get("rules", [])) for group in groups)
+        if loaded < RULES.count("- alert:"):
+            pending.append(f"{loaded} of {RULES.count('- alert:')} alert rules loaded")
+        if "alertmanager" in running and not managers:
+            pending.append("no active Alertmanager")
+        return "; ".join(pending) or None
 
 
 
