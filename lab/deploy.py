@@ -7,7 +7,9 @@ with a real git repository, so pre-deployment checks (tag, clean tree) have some
 judge:
 
 - ``lab/releases/<version>/`` holds each release of the reference API: ``VERSION``,
-  ``migrations/`` and ``NOTES.md`` (a file shared with an older release is a link to it);
+  ``migrations/`` and ``NOTES.md`` (a file shared with an older release is a link to it), and
+  ``NO_RESTART`` in a release whose deploy "succeeds" without restarting the API (1.3.0: the
+  served version does not change, which the lifecycle must catch);
 - ``.lab/api/releases`` is the upstream repository built from them: one commit and one tag
   (``v<version>``) per release, oldest first, with fixed dates so the commits are the same on
   every machine;
@@ -42,6 +44,7 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "MSSante LAB release",
                 "GIT_COMMITTER_NAME": "MSSante LAB release",
                 "GIT_COMMITTER_EMAIL": "release@lab.mssante.fr"}
 FIRST_RELEASE_DATE = 1735689600      # 2025-01-01T00:00:00Z; release n is dated n days later
+NO_RESTART = "NO_RESTART"             # a release whose deploy leaves the running API alone
 
 
 @dataclass(frozen=True)
@@ -157,11 +160,24 @@ def _known(version: str) -> str:
     return wanted
 
 
-def _switch(target: str, migrate: bool) -> list[str]:
-    """Stop the API, check the tag out, optionally migrate, start it again."""
+def restarts(target: str) -> bool:
+    """False for a release whose tree holds ``NO_RESTART`` (1.3.0): its deploy forgets to
+    restart the API, so the running process keeps serving the version it started with."""
+    try:
+        git(checkout_dir(), "cat-file", "-e", f"{target}:{NO_RESTART}")
+    except LabError:
+        return True
+    return False
+
+
+def _switch(target: str, migrate: bool, restart: bool = True) -> list[str]:
+    """Stop the API, check the tag out, optionally migrate, start it again (unless the
+    release's deploy forgets the restart: then the running API is left alone)."""
     api, checkout = Api(), checkout_dir()
-    api.stop()
-    lines = ["api: stopped"]
+    lines = []
+    if restart:
+        api.stop()
+        lines.append("api: stopped")
     git(checkout, "checkout", "--quiet", "--force", "--detach", target)
     lines.append(f"code: {checkout} at {target} ({git(checkout, 'rev-parse', '--short', 'HEAD')})")
     if migrate:
@@ -172,6 +188,10 @@ def _switch(target: str, migrate: bool) -> list[str]:
             raise LabError(f"migrations of {target} failed, the API is left stopped "
                            f"(roll back with `python -m lab rollback`): {exc}") from exc
         lines.append(f"migrations: {result.stdout.strip()}")
+    if not restart:
+        lines.append(f"api: not restarted ({NO_RESTART} in {target}): it keeps serving the "
+                     "version it started with")
+        return lines
     api.start(LabContext())
     lines.append(f"api: started, serving {target.removeprefix('v')}")
     return lines
@@ -184,7 +204,7 @@ def deploy(version: str) -> list[str]:
     """
     lines = ensure_platform()
     target = _known(version)
-    return lines + _switch(target, migrate=True)
+    return lines + _switch(target, migrate=True, restart=restarts(target))
 
 
 def previous_tag() -> str:

@@ -2,9 +2,10 @@
 
 The seed's sections (general information, services, post-deployment tests, metrics — API mean
 response time and resource use —, known issues, follow-up actions), plus what an auditor asks
-of a deployment (DESIGN §6): the outcome (deployed, rolled back and why, aborted, failed), each
-phase with its duration and measured value, where each setting came from, the data check
-after a rollback, and the SHA-256 of every artefact. Written by the controller only.
+of a deployment (DESIGN §6): the outcome (deployed, rolled back and why, aborted, failed), what
+the API's version endpoint served (the proof a deploy happened, or why it was rolled back),
+each phase with its duration and deadline, where each setting came from, the data check after
+a rollback, and the SHA-256 of every artefact. Written by the controller only.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def render(d: Deployment, meta: dict[str, Any], tests: list[CheckResult],
         ("Date", f"{_utc(d.started)} → {_utc(d.finished)} "
                  f"({(d.finished or d.started) - d.started:.0f}s)"),
         ("Version", f"{d.version} (précédente : {d.previous_version})"),
+        ("Version servie par l'API après le déploiement", _served(d)),
         ("Déployé par", meta.get("user", "?")),
         ("Environnement", meta.get("environment", d.environment)),
         ("Identifiant du déploiement", d.id),
@@ -66,11 +68,12 @@ def render(d: Deployment, meta: dict[str, Any], tests: list[CheckResult],
               "|---|---|---|"]
     lines += [f"| {_cell(k)} | {_cell(v)} | {_cell(o)} |" for k, v, o in facts.get("settings", [])]
 
-    lines += ["", "## Déroulement", "", "| Étape | Résultat | Durée | Détail |",
-              "|---|---|---|---|"]
+    lines += ["", "## Déroulement", "", "| Étape | Résultat | Durée | Délai max | Détail |",
+              "|---|---|---|---|---|"]
     for phase in d.phases:
+        limit = f"{phase.deadline_s:g}s" if phase.deadline_s is not None else "—"
         lines.append(f"| {_cell(phase.label)} (`{phase.name}`) | {PHASE_ICONS[phase.ok]} | "
-                     f"{phase.duration_s:.1f}s | {_cell(phase.detail)} |")
+                     f"{phase.duration_s:.1f}s | {limit} | {_cell(phase.detail)} |")
 
     lines += ["", "## Services déployés", "", "| Service | État | Détail |", "|---|---|---|"]
     for name, state, detail in facts.get("services", []):
@@ -137,6 +140,17 @@ def render(d: Deployment, meta: dict[str, Any], tests: list[CheckResult],
     return "\n".join(lines) + "\n"
 
 
+def _served(d: Deployment) -> str:
+    """The deploy's proof as one line: what ``wait_version`` last read, against the target."""
+    if not d.served:
+        return "non vérifiée (le déploiement n'est pas allé jusque-là)"
+    if any(p.name == "wait_version" and p.ok for p in d.phases):
+        return f"{d.served} — déploiement prouvé"
+    if d.served.split()[0] == d.version:
+        return f"{d.served} — le schéma n'est pas celui que {d.version} attend"
+    return f"{d.served} au lieu de {d.version} — le déploiement n'a pas pris effet"
+
+
 def _services(lifecycle: Lifecycle, host: Any) -> list[tuple[str, str, str]]:
     """Each process and service of the platform host, and what the API reports of itself."""
     rows = []
@@ -176,9 +190,11 @@ def _settings(config: pytest.Config, profile: Profile,
         rows.append(("BACKUP_DIR", str(cfg.dir), cfg.dir_origin))
     except Exception as exc:  # noqa: BLE001
         rows.append(("BACKUP_DIR", "?", str(exc)))
-    for key, default in (("health_timeout_s", 60), ("command_timeout_s", 300)):
-        rows.append((key, str(section.get(key, default)),
-                     "profil [lifecycle]" if key in section else "défaut"))
+    for key, value in (("health_timeout_s", lifecycle.health_timeout),
+                       ("version_timeout_s", lifecycle.version_timeout),
+                       ("command_timeout_s", lifecycle.timeout)):
+        default = "défaut (health_timeout_s)" if key == "version_timeout_s" else "défaut"
+        rows.append((key, f"{value:g}", "profil [lifecycle]" if key in section else default))
     for key in ("deploy_command", "rollback_command", "migrate_command",
                 "maintenance_on_command", "maintenance_off_command"):
         if key in section:

@@ -10,6 +10,7 @@ for the deployment report, so a command meant for the server runs on the server.
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from plugins.profile import Profile, ProfileError
+from probes.errors import CouldNotRun
 
 LIST_KEYS = ("processes", "services", "key_files", "disk_paths")
 _HOLDER = re.compile(r'\("([^"]+)",pid=')
@@ -84,10 +86,56 @@ def platform_host(profile: Profile) -> HostSpec | None:
 
 @lru_cache(maxsize=None)
 def connect(connection: str) -> Any:
-    """A testinfra host (cached per connection string, as testinfra caches its backends)."""
+    """A testinfra host (cached per connection string, as testinfra caches its backends).
+
+    ``ssh://`` connections are bounded (:func:`_bounded_ssh`): a silent host is an error within
+    seconds, never a hang.
+    """
     import testinfra
 
-    return testinfra.get_host(connection)
+    if not connection.startswith("ssh://"):
+        return testinfra.get_host(connection)
+    host = testinfra.get_host(connection, ssh_extra_args=" ".join(SSH_OPTIONS),
+                              timeout=SSH_CONNECT_TIMEOUT_S)
+    _bounded_ssh(host.backend, connection)
+    return host
+
+
+SSH_CONNECT_TIMEOUT_S = 5        # TCP connect and the SSH handshake (ssh's ConnectTimeout)
+SSH_COMMAND_TIMEOUT_S = 60       # one testinfra command on the host (run_command sets its own)
+# BatchMode: never wait for a password or a host-key prompt; ServerAlive*: a host that goes
+# silent after the handshake is given up after 2 x 5 s.
+SSH_OPTIONS = (f"-o ConnectTimeout={SSH_CONNECT_TIMEOUT_S}", "-o BatchMode=yes",
+               "-o ServerAliveInterval=5", "-o ServerAliveCountMax=2")
+
+
+class HostUnreachable(CouldNotRun, ConnectionError):
+    """ssh could not reach or log in to the host (exit 255): the check measured nothing."""
+
+
+def _bounded_ssh(backend: Any, connection: str) -> None:
+    """Give testinfra's ssh backend a command time-out and a could-not-run error.
+
+    testinfra runs ssh without any time-out of its own and raises a bare RuntimeError when ssh
+    exits 255 (connection refused, timed out, authentication failed); each command is wrapped
+    in the host's coreutils ``timeout`` (unless run_command already did, with its own bound)
+    and exit 255 becomes :class:`HostUnreachable`, which the report calls an *error*.
+    """
+    run_ssh = backend.run_ssh
+
+    def bounded(command: str) -> Any:
+        if not command.startswith("timeout "):
+            command = (f"timeout --kill-after=2 {SSH_COMMAND_TIMEOUT_S} "
+                       f"sh -c {shlex.quote(command)}")
+        try:
+            return run_ssh(command)
+        except RuntimeError as exc:
+            out = exc.args[0] if exc.args else None
+            reason = (getattr(out, "stderr", "") or str(exc)).strip().splitlines()
+            raise HostUnreachable(connection, "ssh",
+                                  reason[-1] if reason else "exit 255") from None
+
+    backend.run_ssh = bounded
 
 
 @dataclass(frozen=True)
@@ -111,8 +159,9 @@ def run_command(host: Any, command: str, timeout: float,
     (testinfra's ``run`` has no time-out of its own); ``env`` is prefixed with ``env``."""
     prefix = "env " + " ".join(f"{k}=%s" for k in env) + " " if env else ""
     started = time.monotonic()
-    result = host.run(prefix + "timeout --kill-after=5 %s sh -c %s",
-                      *(env or {}).values(), str(int(timeout)), command)
+    # Seconds as a decimal, never int(): int(0.5) is 0, which coreutils reads as "no limit".
+    result = host.run("timeout --kill-after=5 %s " + prefix + "sh -c %s",
+                      f"{max(timeout, 0.001):.3f}", *(env or {}).values(), command)
     return CommandResult(command, result.rc, result.stdout, result.stderr,
                          time.monotonic() - started)
 

@@ -1,7 +1,9 @@
 """``--load``: the load suite, run headless with locust, bounded, judged against the profile.
 
 Load tests put real load on a platform and send real mail, so they are opt-in: without
-``--load`` every test marked ``load`` is skipped with a reason saying so. With it, each
+``--load`` every test marked ``load`` is skipped with a reason saying so, and on a
+production-kind profile ``--load`` also needs ``--confirm-prod`` (as ``--deploy`` does): refused
+before anything is sent, under xdist too. With it, each
 scenario (API, SMTP submission, IMAP) runs ``suites/load/locustfile.py`` in locust's own
 processes — its gevent monkey-patching does not belong inside pytest — with ``--run-time``
 bounding the run and a hard time-out on this side. ``--load-workers N`` starts a locust master
@@ -367,6 +369,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "load: a load test, run only with --load (suites/load)")
     if not config.getoption("mssante_load"):
         return
+    profile = environments.get_profile(config)
+    if (profile is not None and profile.kind == "production"
+            and not config.getoption("mssante_confirm_prod")):
+        raise pytest.UsageError(f"--load on {profile.name} (production) needs --confirm-prod: "
+                                "it puts real load on the platform and sends real mail; "
+                                "nothing was sent")
     if not hasattr(config, "workerinput") and (
             config.getoption("numprocesses", None) or config.getoption("dist", "no") != "no"):
         raise pytest.UsageError(

@@ -1,0 +1,1 @@
+../../1.0.0/migrations/0001_init.sql

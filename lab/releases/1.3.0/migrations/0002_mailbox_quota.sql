@@ -1,0 +1,1 @@
+../../1.1.0/migrations/0002_mailbox_quota.sql
