@@ -17,8 +17,11 @@ FAULTS: dict[str, str] = {
     "open-relay": "MX port relays mail for any recipient domain",
     "mx-no-client-cert": "MX port accepts peers without a client certificate",
     "mx-any-sender": "MX port does not enforce the whitelist (any sender domain, any DN)",
+    "mx-rcpt-refuses-all": "MX port asks no client certificate, enforces no whitelist, and "
+                           "answers every recipient 550 5.1.1 User unknown",
     "imap-plaintext-login": "IMAP allows LOGIN before STARTTLS (no LOGINDISABLED)",
     "imap-any-password": "IMAP and submission accept any password for a known mailbox",
+    "auth-refuses-all": "IMAP and submission refuse every password, the right one too",
     "imap-no-idle": "IMAP does not offer IDLE (clients can only poll for new mail)",
     "imap-store-unavailable": "IMAP logs in but cannot open the mail store (INBOX unusable)",
     "api-down": "reference API process not running (nginx answers 502)",

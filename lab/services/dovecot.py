@@ -155,6 +155,12 @@ class Dovecot(Service):
         if ctx.has("imap-any-password"):
             # Any password passes; IMAP still needs the mailbox to exist (userdb lookup).
             passdb = "passdb {\n  driver = static\n  args = nopassword=y\n}\n"
+        if ctx.has("auth-refuses-all"):
+            # Every listed mailbox denied before its password is looked at (an account lock
+            # applied to everyone): IMAP and Postfix's SASL refuse the right password too;
+            # delivery (LMTP) uses the userdb and still works.
+            passdb = (f"passdb {{\n  driver = passwd-file\n  deny = yes\n"
+                      f"  args = username_format=%u {self.users}\n}}\n") + passdb
         return f"""\
 # Rendered by `python -m lab up` (lab/services/dovecot.py); `python -m lab status` names the
 # active faults. Edit and run `python -m lab reload`. Nothing is included from /etc/dovecot.

@@ -104,6 +104,8 @@ class Postfix(Service):
             "openssl.cnf": self._openssl_cnf(ctx),
             "mxpolicy.cf": self._policy_cf(ctx),
             "virtual_mailboxes": "".join(f"{address} lab\n" for address in identity.MAILBOXES),
+            # mx-rcpt-refuses-all: every recipient, whoever asks (check_recipient_access).
+            "refuse_all_recipients": "/./ 550 5.1.1 User unknown\n",
         }
         leaving_broken_delivery = (not ctx.has("delivery-broken") and BROKEN_LMTP in
                                    _read(self.dir / "main.cf"))
@@ -210,9 +212,14 @@ smtpd_recipient_restrictions =
 """
 
     def _master_cf(self, ctx: LabContext) -> str:
+        # mx-rcpt-refuses-all: the third-party MX that "refused" peers without a certificate
+        # only because it answers every recipient "User unknown": no client certificate asked,
+        # no whitelist, and that answer at RCPT for everyone.
+        refuses_all = ctx.has("mx-rcpt-refuses-all")
+        no_ccert = ctx.has("mx-no-client-cert") or refuses_all
         mx = ["-o syslog_name=postfix-lab/mx", "-o smtpd_tls_security_level=encrypt",
-              "-o smtpd_tls_ask_ccert=yes",
-              f"-o smtpd_tls_req_ccert={'no' if ctx.has('mx-no-client-cert') else 'yes'}",
+              f"-o smtpd_tls_ask_ccert={'no' if refuses_all else 'yes'}",
+              f"-o smtpd_tls_req_ccert={'no' if no_ccert else 'yes'}",
               "-o smtpd_sasl_auth_enable=no",
               # Refuse at MAIL FROM rather than at the first RCPT.
               "-o smtpd_delay_reject=no",
@@ -220,9 +227,12 @@ smtpd_recipient_restrictions =
         if ctx.has("open-relay"):
             # The classic way to become an open relay: "trusted" networks that cover everyone.
             mx.append("-o mynetworks=0.0.0.0/0")
-        if not ctx.has("mx-any-sender"):
+        if not ctx.has("mx-any-sender") and not refuses_all:
             mx.append(f"-o {{ smtpd_sender_restrictions = check_policy_service "
                       f"unix:{self.policy_socket} }}")
+        if refuses_all:
+            mx.append(f"-o {{ smtpd_recipient_restrictions = check_recipient_access "
+                      f"regexp:{self.dir / 'refuse_all_recipients'} }}")
         level = ("none" if ctx.has("smtp-no-starttls")
                  else "may" if ctx.has("smtp-auth-before-tls") else "encrypt")
         submission = ["-o syslog_name=postfix-lab/submission",

@@ -458,6 +458,47 @@ def test_fault_mx_any_sender(mail_lab: Passwords) -> None:
     assert mx_session("rogue", ROGUE_SENDER)[0] == 554
 
 
+def test_fault_mx_rcpt_refuses_all(mail_lab: Passwords) -> None:
+    """The third-party MX of issue 13: 550 5.1.1 for every recipient, whatever the certificate,
+    because it asks for none and has no whitelist (a rogue sender gets past MAIL)."""
+    with fault("mx-rcpt-refuses-all"):
+        for client, sender in ((None, PEER_SENDER), ("foreign", PEER_SENDER),
+                               ("peer", PEER_SENDER), ("rogue", ROGUE_SENDER)):
+            code, reply = mx_session(client, sender)
+            assert code == 550 and reply.startswith("5.1.1 ") and "User unknown" in reply, (
+                client, sender, reply)
+        with smtplib.SMTP(ports.HOST, ports.MX, timeout=TIMEOUT) as session:
+            session.ehlo()
+            assert session.mail(PEER_SENDER)[0] == 530      # TLS is still required
+    assert mx_session("peer", PEER_SENDER)[0] == 250
+    assert mx_session(None, PEER_SENDER)[0] in (421, HANDSHAKE_FAILED)
+    assert mx_session("peer", ROGUE_SENDER)[0] == 554
+
+
+def test_fault_auth_refuses_all(mail_lab: Passwords) -> None:
+    """The right password is refused by IMAP (NO [AUTHENTICATIONFAILED]) and by submission
+    (535), the way a wrong one is; mail is still delivered (LMTP does not authenticate)."""
+    password = mail_lab[MEDECIN]
+    with fault("auth-refuses-all"):
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            with mailbox(MEDECIN, password):
+                pass
+        with smtplib.SMTP(ports.HOST, ports.SUBMISSION, timeout=TIMEOUT) as session:
+            session.starttls(context=tls_context())
+            session.ehlo()
+            session.user, session.password = MEDECIN, password
+            with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+                session.auth("PLAIN", session.auth_plain)
+        assert refused.value.smtp_code == 535
+        mail, token = message(PEER_SENDER, MEDECIN)
+        assert mx_session("peer", PEER_SENDER, MEDECIN, mail)[0] == 250
+    with mailbox(MEDECIN, password) as client:
+        read_back(client, token)
+    with smtplib.SMTP(ports.HOST, ports.SUBMISSION, timeout=TIMEOUT) as session:
+        session.starttls(context=tls_context())
+        assert session.login(MEDECIN, password)[0] == 235
+
+
 def test_fault_imap_plaintext_login(mail_lab: Passwords) -> None:
     password = mail_lab[MEDECIN]
     with fault("imap-plaintext-login"):
