@@ -11,12 +11,17 @@ import secrets as _secrets
 from lab import identity, paths
 from plugins.envfile import parse_env_file
 
+# The key of the backups' HMAC manifest (lab.toml [backup] hmac_key_env): here, never in
+# BACKUP_DIR, so whoever can edit a backup cannot re-sign it.
+BACKUP_HMAC_KEY_ENV = "MSSANTE_LAB_BACKUP_HMAC_KEY"
+
 VARIABLES = (
     identity.ADMIN_PASSWORD_ENV,
     identity.DB_PASSWORD_ENV,
     identity.REDIS_PASSWORD_ENV,
     identity.API_SECRET_ENV,
     *identity.MAILBOXES.values(),
+    BACKUP_HMAC_KEY_ENV,
 )
 
 

@@ -1,74 +1,98 @@
 """Backups before a deployment: creation, listing, integrity, restore, and proof of identity.
 
-Layout, as the seed's ``deploy-production.sh`` writes it (plus two files of ours)::
+Layout (the seed's ``deploy-production.sh`` folders, with the database in pg_dump's custom
+format instead of its plain SQL, and four files of ours)::
 
     BACKUP_DIR/YYYYMMDD_HHMMSS/
-        database.sql.gz       pg_dump, plain SQL gzipped, without owners or grants (restorable
-                              into any database, a scratch one included)
+        database.dump         pg_dump --format=custom, without owners or grants; restored only
+                              with pg_restore (plugins/backup_dump.py says why never psql)
         redis.rdb             Redis snapshot: BGSAVE, then the RDB file copied
         config.tar.gz         the configuration files the profile lists
-        version.txt           ``git describe --tags`` of the platform: what this backup restores
+        version.txt           ``git describe --tags`` of the platform (else the version the API
+                              serves): what this backup restores
         git-commit.txt        the platform's full commit hash
         fingerprint.json      (ours) per-table row counts and content checksums, Redis keys
                               with a digest of each value, taken when the backup was made
         SHA256SUMS            (ours) checksums of the files above, ``sha256sum -c`` format
+        MANIFEST.hmac         (ours) HMAC-SHA256 of the files' names, sizes and digests, keyed by
+                              the variable ``[backup] hmac_key_env`` names
         deployment-info.json  the seed's fields; ``status`` is in_progress, then success,
-                              rolled_back or failed
+                              rolled_back or failed (it changes after the backup, so it is not
+                              signed: it is size-bounded, parsed, and never trusted for a restore)
 
-Nothing is restored from a backup with a missing file or a checksum that does not match: the
-refusal names the file before anything is touched. After a restore the live data is compared
-with ``fingerprint.json``; any difference is an error listing it.
+Nothing is restored from a backup that fails :func:`verify`: a missing or unexpected file, a
+link or device, a metadata file over its size bound, a checksum or an HMAC that does not match,
+an archive member outside its folder, a dump entry outside the allow-list. The refusal names the
+file before anything is touched. A restore then checks that every target is ready, says what it
+will do, and only then acts; afterwards the live data is compared with ``fingerprint.json``.
 
 ``BACKUP_DIR`` (the seed's variable) overrides the profile's ``[backup] dir``. Command line::
 
     python -m plugins.backups --env NAME --list [--verify]   # read-only
     python -m plugins.backups --env NAME --create
-    python -m plugins.backups --env NAME --restore ID [--force]
+    python -m plugins.backups --env NAME --restore ID [--force] [--confirm-prod]
+
+Exit codes: 0 done, 1 refused or failed, 2 unusable profile, 4 no usable HMAC key or a
+production restore without ``--confirm-prod``.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import getpass
-import gzip
 import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
 import psycopg
 import redis
 from psycopg import sql
 
-from plugins import hosts, redaction
+from plugins import backup_dump, backup_manifest, commands, hosts, redaction
 from plugins import profile as profiles
+from plugins.backup_dump import run_tool
+from plugins.backup_manifest import BackupError, KeyMissing, hmac_key, read_bounded
 from plugins.outcomes import wait_until
 from plugins.profile import NotConfigured, Profile, ProfileError
+from plugins.targets import http_client
+from probes.deadline import deadline
+from probes.errors import CouldNotRun
 
-DATA_FILES = ("database.sql.gz", "redis.rdb", "config.tar.gz", "version.txt", "git-commit.txt",
+__all__ = ["BackupError", "KeyMissing", "hmac_key", "run_tool"]
+
+DATA_FILES = ("database.dump", "redis.rdb", "config.tar.gz", "version.txt", "git-commit.txt",
               "fingerprint.json")
 SUMS = "SHA256SUMS"
 INFO = "deployment-info.json"
-REQUIRED = (*DATA_FILES, SUMS, INFO)
+MANIFEST = backup_manifest.MANIFEST
+REQUIRED = (*DATA_FILES, SUMS, MANIFEST, INFO)
+METADATA = ("version.txt", "git-commit.txt", SUMS, MANIFEST, INFO)      # size-bounded
 BACKUP_ID = re.compile(r"^\d{8}_\d{6}$")
 STATUSES = ("in_progress", "success", "rolled_back", "failed")
-# Before a live restore: the application's objects go, so that tables a failed release created
-# or renamed do not survive next to the restored ones (the public schema itself stays).
-LIVE_RESTORE_PREAMBLE = "DROP OWNED BY CURRENT_USER;\n"
-
-
-class BackupError(RuntimeError):
-    """A backup cannot be made, trusted or restored; the message says which file and why."""
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+# A live restore moves the current public schema aside (so tables a failed release created or
+# renamed do not survive next to the restored ones), restores into a new empty one, then drops
+# the old one; if pg_restore fails, the old schema is put back: all restored, or nothing changed.
+ASIDE_SCHEMA = "mssante_check_before_restore"
+_MOVE_ASIDE = (f"ALTER SCHEMA public RENAME TO {ASIDE_SCHEMA}; "
+               "CREATE SCHEMA public AUTHORIZATION pg_database_owner; "
+               "GRANT USAGE ON SCHEMA public TO PUBLIC; "
+               "COMMENT ON SCHEMA public IS 'standard public schema'")
+_PUT_BACK = f"DROP SCHEMA IF EXISTS public CASCADE; ALTER SCHEMA {ASIDE_SCHEMA} RENAME TO public"
+_DROP_ASIDE = f"DROP SCHEMA {ASIDE_SCHEMA} CASCADE"
 
 
 class DataMismatch(AssertionError):
@@ -89,7 +113,7 @@ class Settings:
     config_paths: tuple[Path, ...]
     redis_rdb: Path | None              # the server's RDB file, copied after BGSAVE
     redis_restore_command: str | None   # stops Redis, puts {rdb} in place, starts it
-    pg_bin: Path | None                 # pg_dump/psql/initdb folder (None: from PATH)
+    pg_bin: Path | None                 # pg_dump/pg_restore/initdb folder (None: from PATH)
     timeout_s: float
     source_dir: Path | None             # the platform's git checkout (version.txt, git-commit.txt)
 
@@ -122,7 +146,7 @@ def pg_params(profile: Profile, timeout: float) -> dict[str, Any]:
     section = profile.section("postgres")
     return {"host": section["host"], "port": section["port"], "dbname": section["dbname"],
             "user": section["user"], "password": section.secret("password"),
-            "connect_timeout": max(1, int(timeout))}
+            "connect_timeout": max(1, round(timeout))}
 
 
 def pg_connect(profile: Profile, timeout: float) -> psycopg.Connection:
@@ -263,23 +287,6 @@ def compare_redis(want_keys: dict[str, str], got_keys: dict[str, str]) -> list[s
 
 
 # --- commands ---------------------------------------------------------------------------------
-def run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None,
-             user: str | None = None, stdin: Any = None) -> subprocess.CompletedProcess[bytes]:
-    """A local tool with a bounded time; a failure is a BackupError with its last lines."""
-    try:
-        result = subprocess.run(cmd, capture_output=True, timeout=timeout, user=user,
-                                env={**os.environ, **(env or {})}, stdin=stdin)
-    except subprocess.TimeoutExpired as exc:
-        raise BackupError(f"{Path(cmd[0]).name} did not finish within {timeout:.0f}s") from exc
-    except FileNotFoundError as exc:
-        raise BackupError(f"{cmd[0]} not found (set [backup] pg_bin)") from exc
-    if result.returncode != 0:
-        tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise BackupError(redaction.redact(f"{Path(cmd[0]).name} failed ({result.returncode}): "
-                                           + " | ".join(tail)))
-    return result
-
-
 def git_output(source: Path | None, *args: str) -> str:
     """A git command's output in the platform checkout, or "unknown" (no checkout, no git)."""
     if source is None:
@@ -292,29 +299,22 @@ def git_output(source: Path | None, *args: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def dump_database(profile: Profile, cfg: Settings, target: Path) -> None:
-    """pg_dump → gzipped plain SQL, without owners or grants."""
-    params = pg_params(profile, 10)
-    run_tool([cfg.tool("pg_dump"), "--host", str(params["host"]), "--port", str(params["port"]),
-          "--username", params["user"], "--dbname", params["dbname"], "--no-owner",
-          "--no-privileges", "--no-password", "--compress=6", "--file", str(target)],
-         cfg.timeout_s, env={"PGPASSWORD": params["password"], "PGCONNECT_TIMEOUT": "10"})
-
-
-def load_dump(dump: Path, conninfo: dict[str, Any], cfg: Settings, preamble: str = "") -> None:
-    """Feed a gzipped plain dump to psql in one transaction that stops at the first error:
-    either everything is restored or nothing changed."""
-    cmd = [cfg.tool("psql"), "--no-psqlrc", "--quiet", "--single-transaction", "--set",
-           "ON_ERROR_STOP=1", "--no-password", "--host", str(conninfo["host"]), "--port",
-           str(conninfo["port"]), "--username", conninfo["user"], "--dbname", conninfo["dbname"]]
-    env = {"PGPASSWORD": conninfo["password"]} if conninfo.get("password") else {}
-    with tempfile.TemporaryFile() as script:
-        script.write(preamble.encode())
-        with gzip.open(dump, "rb") as source:
-            while chunk := source.read(1 << 20):
-                script.write(chunk)
-        script.seek(0)
-        run_tool(cmd, cfg.timeout_s, env={**env, "PGCONNECT_TIMEOUT": "10"}, stdin=script)
+def served_version(profile: Profile, limit_s: float = 5.0) -> str:
+    """The version the API says it serves, or "unknown": one GET bounded as a whole (a
+    trickling API cannot hold a backup, and so a deployment, for longer than ``limit_s``)."""
+    if not profile.has("api") or not profile.section("api").get("version_path"):
+        return "unknown"
+    section = profile.section("api")
+    limit = min(limit_s, profile.threshold("http_timeout_s"))
+    try:
+        with deadline(limit, f"{section['url']}{section['version_path']}", "version lookup"):
+            with http_client(section, limit) as client:
+                response = client.get(section["version_path"])
+                version = str(response.json().get("version", "")) \
+                    if response.status_code == 200 else ""
+    except (CouldNotRun, httpx.HTTPError, ValueError, AttributeError, OSError):
+        return "unknown"
+    return version if VERSION.match(version) else "unknown"
 
 
 def snapshot_redis(profile: Profile, cfg: Settings, target: Path) -> None:
@@ -340,31 +340,61 @@ def snapshot_redis(profile: Profile, cfg: Settings, target: Path) -> None:
             raise BackupError("redis BGSAVE failed (rdb_last_bgsave_status is not ok)")
     finally:
         client.close()
-    target.write_bytes(cfg.redis_rdb.read_bytes())
+    with os.fdopen(backup_manifest.open_regular(cfg.redis_rdb), "rb") as source:
+        _write(target, source.read())
 
 
-def archive_config(cfg: Settings, target: Path) -> None:
-    missing = [str(p) for p in cfg.config_paths if not p.exists()]
+def _config_files(cfg: Settings) -> list[Path]:
+    """The regular files the profile's config_paths name (folders walked); a link or special
+    file is refused: a restore could not put it back as it was."""
+    missing = [str(p) for p in cfg.config_paths if not os.path.lexists(p)]
     if missing:
         raise BackupError(f"configuration to archive not found: {', '.join(missing)}")
+    files = []
+    for root in cfg.config_paths:
+        walked = [root] if not root.is_dir() or root.is_symlink() else sorted(
+            p for p in root.rglob("*") if not p.is_dir() or p.is_symlink())
+        for path in walked:
+            try:
+                backup_manifest.check_regular(path)
+            except BackupError as exc:
+                raise BackupError(f"[backup] config_paths: {exc}") from exc
+            files.append(path)
+    return files
+
+
+def archive_config(cfg: Settings, target: Path, key: bytes) -> None:
+    """config.tar.gz of the configuration files; one that holds the HMAC key is refused
+    (the key must never be stored in BACKUP_DIR)."""
     with tarfile.open(target, "w:gz") as archive:
-        for path in cfg.config_paths:
-            archive.add(path, arcname=str(path).lstrip("/"))
+        for path in _config_files(cfg):
+            if key in path.read_bytes():
+                raise BackupError(f"{path}: holds the backup HMAC key, which must never be "
+                                  "stored in BACKUP_DIR: remove it from [backup] config_paths")
+            archive.add(path, arcname=str(path).lstrip("/"), recursive=False)
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return backup_manifest.file_digest(path)[1]
 
 
 def _write(path: Path, content: str | bytes) -> None:
+    """Write through a new file then rename over ``path``: a link planted at ``path`` is
+    replaced, never followed (nothing outside the backup is ever written)."""
     data = content.encode() if isinstance(content, str) else content
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temporary = path.with_name(f".{path.name}.tmp")
+    if os.path.lexists(temporary):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+    os.replace(temporary, path)
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """A value read from a backup, fit for a terminal: printable characters only, cut."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
+    return redaction.redact(text if len(text) <= width else text[:width - 1] + "…")
 
 
 # --- backups ----------------------------------------------------------------------------------
@@ -376,25 +406,52 @@ class Backup:
 
     @property
     def version(self) -> str:
-        """The platform version whose data this backup holds (version.txt)."""
+        """The platform version whose data this backup holds (version.txt), or "?"."""
         try:
-            return (self.path / "version.txt").read_text().strip()
-        except OSError:
+            text = read_bounded(self.path / "version.txt").decode().strip()
+        except (BackupError, UnicodeDecodeError):
             return "?"
+        return text if VERSION.match(text) else "?"
 
     def fingerprint(self) -> dict[str, Any]:
-        return json.loads((self.path / "fingerprint.json").read_text())
+        """fingerprint.json, refused when over its bound or not the expected shape."""
+        data = read_bounded(self.path / "fingerprint.json", backup_manifest.FINGERPRINT_LIMIT)
+        try:
+            value = json.loads(data)
+        except ValueError as exc:
+            raise BackupError(f"backup {self.id}: fingerprint.json is not JSON ({exc})") from exc
+        if not (isinstance(value, dict) and isinstance(value.get("database"), dict)
+                and isinstance(value.get("redis"), dict)):
+            raise BackupError(f"backup {self.id}: fingerprint.json lacks its database and redis "
+                              "tables")
+        return value
 
     def missing(self) -> list[str]:
-        return [name for name in REQUIRED if not (self.path / name).is_file()]
+        return [name for name in REQUIRED if not os.path.lexists(self.path / name)]
 
     def size(self) -> int:
-        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        return sum(e.stat(follow_symlinks=False).st_size for e in os.scandir(self.path)
+                   if e.is_file(follow_symlinks=False))
+
+    def checked_info(self) -> dict[str, Any]:
+        """deployment-info.json as a JSON object with a known status, else BackupError."""
+        try:
+            value = json.loads(read_bounded(self.path / INFO))
+        except ValueError as exc:
+            raise BackupError(f"backup {self.id}: {INFO} is not valid JSON "
+                              f"({shown(exc, 80)})") from exc
+        if not isinstance(value, dict):
+            raise BackupError(f"backup {self.id}: {INFO} is not a JSON object")
+        if value.get("status") not in STATUSES:
+            raise BackupError(f"backup {self.id}: {INFO} status {shown(value.get('status'), 30)}"
+                              f" is not one of {', '.join(STATUSES)}")
+        return value
 
     def read_info(self) -> dict[str, Any]:
+        """deployment-info.json, or {} when it is missing, too big or malformed."""
         try:
-            return json.loads((self.path / INFO).read_text())
-        except (OSError, ValueError):
+            return self.checked_info()
+        except (BackupError, OSError):
             return {}
 
     def set_status(self, status: str, **extra: Any) -> None:
@@ -406,124 +463,361 @@ class Backup:
         self.info = info
 
 
-def _new_backup_dir(root: Path) -> Path:
-    """``YYYYMMDD_HHMMSS`` (UTC); two backups in the same second wait for the next one."""
-    root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o700)
+def _backup_root(root: Path) -> Path:
+    """BACKUP_DIR, created 0700 when missing; an existing folder keeps its mode and owner."""
+    if not root.is_dir():
+        root.mkdir(mode=0o700, parents=True)
+    return root
+
+
+def _new_partial_dir(root: Path) -> tuple[str, Path]:
+    """A hidden ``.YYYYMMDD_HHMMSS.partial`` folder (UTC) that becomes the backup only once
+    complete, so a failed or running backup is never listed, let alone "latest"."""
     for _ in range(3):
-        path = root / time.strftime("%Y%m%d_%H%M%S", time.gmtime())
-        try:
-            path.mkdir(mode=0o700)
-            return path
-        except FileExistsError:
-            time.sleep(1)
+        backup_id = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
+        partial = root / f".{backup_id}.partial"
+        if not os.path.lexists(root / backup_id):
+            try:
+                partial.mkdir(mode=0o700)
+                return backup_id, partial
+            except FileExistsError:
+                pass
+        time.sleep(1)
     raise BackupError(f"{root}: could not create a new backup folder")
 
 
 def create(profile: Profile, version_to_deploy: str | None = None,
            status: str = "success") -> Backup:
-    """Take a complete backup of the platform's data and configuration.
+    """Take a complete, signed backup of the platform's data and configuration.
 
-    The data fingerprint is taken before and after the dump and the snapshot: if the platform
-    was written to meanwhile, the backup is refused (a restore could not be proved identical).
+    The key is required first (nothing unsigned is ever written). The data fingerprint is
+    taken before and after the dump and the snapshot: if the platform was written to
+    meanwhile, the backup is refused (a restore could not be proved identical). Any failure
+    removes the partial folder.
     """
     cfg = settings(profile)
-    path = _new_backup_dir(cfg.dir)
-    backup = Backup(path.name, path)
-    before = fingerprint(profile)
-    dump_database(profile, cfg, path / "database.sql.gz")
-    snapshot_redis(profile, cfg, path / "redis.rdb")
-    archive_config(cfg, path / "config.tar.gz")
-    after = fingerprint(profile)
-    changed = compare(before, after)
-    if changed:
-        backup.set_status("failed", error="data changed while the backup was taken")
-        raise BackupError("data changed while the backup was taken (take it in maintenance): "
-                          + "; ".join(changed))
-    current = git_output(cfg.source_dir, "describe", "--tags", "--always")
-    commit = git_output(cfg.source_dir, "rev-parse", "HEAD")
-    _write(path / "version.txt", current + "\n")
-    _write(path / "git-commit.txt", commit + "\n")
-    _write(path / "fingerprint.json", json.dumps(after, indent=1, sort_keys=True) + "\n")
-    for name in ("database.sql.gz", "redis.rdb", "config.tar.gz"):
-        os.chmod(path / name, 0o600)
-    _write(path / SUMS, "".join(f"{sha256_file(path / n)}  {n}\n" for n in DATA_FILES))
-    backup.set_status(status, **{
-        "version": version_to_deploy or current,
-        "previous_version": current,
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "deployed_by": getpass.getuser(),
-        "hostname": socket.gethostname(),
-        "git_commit": commit,
-        "git_branch": git_output(cfg.source_dir, "rev-parse", "--abbrev-ref", "HEAD"),
-        "backup_path": str(path),
-        "environment": profile.name,
-    })
-    return backup
+    key = hmac_key(profile)
+    root = _backup_root(cfg.dir)
+    backup_id, partial = _new_partial_dir(root)
+    final = root / backup_id
+    try:
+        before = fingerprint(profile)
+        backup_dump.dump_database(cfg.tool("pg_dump"), pg_params(profile, 10),
+                                  partial / "database.dump", cfg.timeout_s)
+        backup_dump.check_entries(cfg.tool("pg_restore"), partial / "database.dump")
+        snapshot_redis(profile, cfg, partial / "redis.rdb")
+        archive_config(cfg, partial / "config.tar.gz", key)
+        after = fingerprint(profile)
+        changed = compare(before, after)
+        if changed:
+            raise BackupError("data changed while the backup was taken (take it in "
+                              "maintenance): " + "; ".join(changed))
+        current = git_output(cfg.source_dir, "describe", "--tags", "--always")
+        if current == "unknown":            # no git checkout declared: ask the API, bounded
+            current = served_version(profile)
+        commit = git_output(cfg.source_dir, "rev-parse", "HEAD")
+        _write(partial / "version.txt", current + "\n")
+        _write(partial / "git-commit.txt", commit + "\n")
+        _write(partial / "fingerprint.json", json.dumps(after, indent=1, sort_keys=True) + "\n")
+        for name in DATA_FILES:
+            os.chmod(partial / name, 0o600)
+        files = {name: backup_manifest.file_digest(partial / name) for name in DATA_FILES}
+        _write(partial / SUMS, "".join(f"{files[n][1]}  {n}\n" for n in DATA_FILES))
+        _write(partial / MANIFEST, backup_manifest.sign(key, backup_id, files))
+        backup = Backup(backup_id, partial)
+        backup.set_status(status, **{
+            "version": version_to_deploy or current,
+            "previous_version": current,
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "deployed_by": getpass.getuser(),
+            "hostname": socket.gethostname(),
+            "git_commit": commit,
+            "git_branch": git_output(cfg.source_dir, "rev-parse", "--abbrev-ref", "HEAD"),
+            "backup_path": str(final),
+            "environment": profile.name,
+        })
+        if os.path.lexists(final):
+            raise BackupError(f"{final} appeared while the backup was taken")
+        os.rename(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return Backup(backup_id, final, backup.info)
 
 
 def list_backups(directory: Path) -> list[Backup]:
-    """Backups in ``directory``, newest first (folders named YYYYMMDD_HHMMSS)."""
+    """Backups in ``directory``, newest first (entries named YYYYMMDD_HHMMSS; a link named so
+    is listed, and refused by verify)."""
     if not directory.is_dir():
         return []
-    found = [Backup(p.name, p) for p in directory.iterdir()
-             if p.is_dir() and BACKUP_ID.match(p.name)]
+    found = [Backup(e.name, Path(e.path)) for e in os.scandir(directory)
+             if BACKUP_ID.match(e.name) and (e.is_dir() or e.is_symlink())]
     return sorted(found, key=lambda b: b.id, reverse=True)
 
 
 def find(directory: Path, backup_id: str) -> Backup:
     path = directory / backup_id
-    if not BACKUP_ID.match(backup_id) or not path.is_dir():
+    if not BACKUP_ID.match(backup_id) or not os.path.lexists(path):
         known = ", ".join(b.id for b in list_backups(directory)[:5]) or "none"
-        raise BackupError(f"no backup {backup_id} in {directory} (latest: {known})")
+        raise BackupError(f"no backup {shown(backup_id, 40)} in {directory} (latest: {known})")
     return Backup(backup_id, path)
 
 
-def verify(backup: Backup) -> None:
-    """Refuse a partial or corrupted backup, naming the file: every required file present,
-    every data file matching its SHA-256 in SHA256SUMS."""
+def _check_folder(backup: Backup) -> None:
+    """A real folder holding exactly the expected files, each regular with a single link."""
+    if os.path.islink(backup.path):
+        raise BackupError(f"backup {backup.id}: the folder is a symbolic link (to "
+                          f"{shown(os.readlink(backup.path), 120)}), refused")
+    if not backup.path.is_dir():
+        raise BackupError(f"backup {backup.id}: not a folder")
     missing = backup.missing()
     if missing:
         raise BackupError(f"backup {backup.id} is partial: missing {', '.join(missing)}")
+    unexpected = sorted(set(os.listdir(backup.path)) - set(REQUIRED))
+    if unexpected:
+        raise BackupError(f"backup {backup.id}: unexpected file(s) "
+                          f"{', '.join(shown(n, 60) for n in unexpected[:5])}: a backup holds "
+                          f"only {', '.join(REQUIRED)}; refused")
+    for name in REQUIRED:
+        try:
+            backup_manifest.check_regular(backup.path / name)
+        except BackupError as exc:
+            raise BackupError(f"backup {backup.id}: {name}: {str(exc).split(': ', 1)[1]}") \
+                from exc
+
+
+def _recorded_sums(backup: Backup) -> dict[str, str]:
     recorded: dict[str, str] = {}
-    for line in (backup.path / SUMS).read_text().splitlines():
+    for line in read_bounded(backup.path / SUMS).decode(errors="replace").splitlines():
         digest, _, name = line.partition("  ")
         recorded[name.strip()] = digest.strip()
     unlisted = [name for name in DATA_FILES if name not in recorded]
     if unlisted:
         raise BackupError(f"backup {backup.id}: {SUMS} does not list {', '.join(unlisted)}")
+    return recorded
+
+
+def verify(backup: Backup, key: bytes, cfg: Settings) -> None:
+    """Refuse, naming the file, any backup that is not exactly what :func:`create` made.
+
+    In this order, so nothing from the folder is parsed before it is authenticated: the
+    folder and its files (regular, single link, nothing unexpected), the metadata size
+    bounds, every data file against SHA256SUMS (an accident names the file), the HMAC over the
+    measured sizes and digests (a recomputed SHA256SUMS is caught here), then the contents:
+    deployment-info.json, fingerprint.json, the archive's members, the dump's entries.
+    """
+    _check_folder(backup)
+    for name in METADATA:
+        read_bounded(backup.path / name)
+    recorded = _recorded_sums(backup)
+    files = {}
     for name in DATA_FILES:
-        actual = sha256_file(backup.path / name)
+        limit = backup_manifest.FINGERPRINT_LIMIT if name == "fingerprint.json" else None
+        if limit and (backup.path / name).lstat().st_size > limit:
+            raise BackupError(f"backup {backup.id}: {name} is larger than "
+                              f"{limit // (1 << 20)} MiB, refused")
+        files[name] = backup_manifest.file_digest(backup.path / name)
+        actual = files[name][1]
         if actual != recorded[name]:
             raise BackupError(f"backup {backup.id} is corrupted: {name} does not match its "
                               f"SHA-256 in {SUMS} ({actual[:12]}… instead of "
-                              f"{recorded[name][:12]}…)")
+                              f"{shown(recorded[name], 12)}…)")
+    backup_manifest.check_signature(key, backup.id, backup.path, files)
+    backup.checked_info()
+    backup.fingerprint()
+    try:
+        backup_manifest.check_archive(backup.path / "config.tar.gz")
+        backup_dump.check_entries(cfg.tool("pg_restore"), backup.path / "database.dump")
+    except BackupError as exc:
+        raise BackupError(f"backup {backup.id}: {exc}") from exc
 
 
-def restore(profile: Profile, backup: Backup, check: bool = True) -> list[str]:
-    """Put the database and Redis back as the backup holds them, then prove it.
+# --- restore ----------------------------------------------------------------------------------
+@dataclass
+class RestorePlan:
+    """What a restore will do, found ready before anything is touched."""
+    backup: Backup
+    database: str                        # user@host:port/dbname
+    redis_argv: list[str]
+    host: hosts.HostSpec
+    config_writes: list[tuple[tarfile.TarInfo, Path]]
+    config_unchanged: list[Path]
 
-    Everything that can refuse does so before the first change: integrity, the tools and the
-    restore command. The database is replaced in one transaction; Redis through the profile's
-    ``redis_restore_command``. With ``check``, the live data must then equal fingerprint.json.
-    """
+    def lines(self) -> list[str]:
+        writes = ", ".join(str(p) for _, p in self.config_writes) or "none"
+        return [f"plan: restore backup {self.backup.id} ({self.backup.version})",
+                f"  1. database {self.database}: schema public moved aside, database.dump "
+                "restored by pg_restore in one transaction, the old schema dropped (put back if "
+                "the restore fails)",
+                f"  2. redis: on host {self.host.name}: {shlex.join(self.redis_argv)}",
+                f"  3. config: {len(self.config_writes)} file(s) to write ({writes}), "
+                f"{len(self.config_unchanged)} unchanged",
+                "  4. the live data compared with fingerprint.json"]
+
+
+def _postgres_problems(profile: Profile) -> list[str]:
+    """Reachable, a primary, writable, allowed to move schema public aside."""
+    section = profile.section("postgres")
+    where = f"postgres {section['host']}:{section['port']}"
+    try:
+        with pg_connect(profile, 10) as conn:
+            conn.execute("SET statement_timeout = '10s'")
+            row = conn.execute(
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), "
+                "has_database_privilege(current_database(), 'CREATE'), "
+                "(SELECT pg_has_role(nspowner, 'MEMBER') FROM pg_namespace "
+                " WHERE nspname = 'public'), "
+                "EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)",
+                (ASIDE_SCHEMA,)).fetchone() or (None,) * 5
+    except psycopg.Error as exc:
+        return [redaction.redact(f"{where}: not reachable ({shown(exc, 200)})")]
+    recovery, read_only, can_create, owns_public, aside = row
+    problems = []
+    if recovery or read_only == "on":
+        problems.append(f"{where}: read-only (a standby, or transaction_read_only)")
+    if not can_create or not owns_public:
+        problems.append(f"{where}: user {section['user']} may not replace schema public (needs "
+                        "CREATE on the database and ownership of public)")
+    if aside:
+        problems.append(f"{where}: schema {ASIDE_SCHEMA} exists: an earlier restore was "
+                        "interrupted and it holds the data from before it (inspect it, then "
+                        f"DROP SCHEMA {ASIDE_SCHEMA} CASCADE)")
+    return problems
+
+
+def _redis_argv(template: str, backup: Backup) -> list[str]:
+    """The restore command as an argument list (no shell), {rdb} and {python} filled in."""
+    try:
+        return commands.build_argv(template, {"python": sys.executable,
+                                              "rdb": str(backup.path / "redis.rdb")})
+    except ValueError as exc:
+        raise BackupError(f"[backup] redis_restore_command: {exc}") from exc
+
+
+def _redis_problems(argv: list[str], spec: hosts.HostSpec) -> list[str]:
+    """The restore command's program exists on a reachable host."""
+    try:
+        found = commands.run(spec.connection, ["sh", "-c", 'command -v "$1"', "sh", argv[0]], 10)
+    except Exception as exc:            # testinfra: any backend failure means not reachable
+        return [f"host {spec.name}: not reachable to restore Redis ({shown(exc, 200)})"]
+    if found.rc != 0:
+        return [f"host {spec.name}: redis restore program {shown(argv[0], 80)} not found"]
+    return []
+
+
+def _config_targets(cfg: Settings, backup: Backup) -> tuple[
+        list[tuple[tarfile.TarInfo, Path]], list[Path], list[str]]:
+    """Archive members to write (content differs), unchanged ones, and problems: a member
+    that is not one of config_paths, a target that is not writable."""
+    writes, unchanged, problems = [], [], []
+    with tarfile.open(backup.path / "config.tar.gz", "r:gz") as archive:
+        for member in backup_manifest.check_archive(backup.path / "config.tar.gz"):
+            target = Path("/" + member.name)
+            if not any(target == p or p in target.parents for p in cfg.config_paths):
+                problems.append(f"config.tar.gz: {shown(member.name, 120)} is not under "
+                                "[backup] config_paths")
+                continue
+            extracted = archive.extractfile(member)
+            content = extracted.read() if extracted else b""
+            if os.path.lexists(target):
+                if not stat.S_ISREG(target.lstat().st_mode) or not os.access(target, os.W_OK):
+                    problems.append(f"config: {target} is not a writable regular file")
+                elif target.read_bytes() == content:
+                    unchanged.append(target)
+                else:
+                    writes.append((member, target))
+            elif not os.access(target.parent, os.W_OK):
+                problems.append(f"config: {target.parent} is not writable")
+            else:
+                writes.append((member, target))
+    return writes, unchanged, problems
+
+
+def prepare(profile: Profile, backup: Backup) -> RestorePlan:
+    """Verify the backup and check every target, before anything is touched; all the
+    problems at once in one BackupError."""
     cfg = settings(profile)
-    verify(backup)
+    verify(backup, hmac_key(profile), cfg)
     if not cfg.redis_restore_command:
         raise NotConfigured(profile.name, "[backup] redis_restore_command")
     spec = hosts.platform_host(profile)
     if spec is None:
         raise NotConfigured(profile.name, "[[hosts]] (where redis_restore_command runs)")
+    argv = _redis_argv(cfg.redis_restore_command, backup)
+    writes, unchanged, config_problems = _config_targets(cfg, backup)
+    problems = _postgres_problems(profile) + _redis_problems(argv, spec) + config_problems
+    if problems:
+        raise BackupError(f"restore of {backup.id} refused, nothing was touched: "
+                          + "; ".join(problems))
+    section = profile.section("postgres")
+    return RestorePlan(backup, f"{section['user']}@{section['host']}:{section['port']}/"
+                       f"{section['dbname']}", argv, spec, writes, unchanged)
+
+
+def _restore_database(profile: Profile, cfg: Settings, backup: Backup) -> int:
+    """Schema public aside, pg_restore into a new one, old one dropped (or put back)."""
+    def run(statement: str) -> None:
+        with pg_connect(profile, 10) as conn:
+            conn.execute(f"SET lock_timeout = '{int(cfg.timeout_s)}s'")
+            conn.execute(statement)
+
+    run(_MOVE_ASIDE)
+    try:
+        count = backup_dump.restore_dump(cfg.tool("pg_restore"), backup.path / "database.dump",
+                                         pg_params(profile, 10), cfg.timeout_s)
+    except BaseException as exc:
+        try:
+            run(_PUT_BACK)
+        except psycopg.Error as again:
+            raise BackupError(f"{exc}; and putting the old schema back failed too ({again}): "
+                              f"the data before the restore is in schema {ASIDE_SCHEMA}") \
+                from exc
+        raise
+    run(_DROP_ASIDE)
+    return count
+
+
+def _restore_config(plan: RestorePlan) -> None:
+    """Each changed file through a new file renamed over it, keeping its mode and owner."""
+    with tarfile.open(plan.backup.path / "config.tar.gz", "r:gz") as archive:
+        for member, target in plan.config_writes:
+            extracted = archive.extractfile(member)
+            old = target.lstat() if os.path.lexists(target) else None
+            temporary = target.with_name(f".{target.name}.mssante-check-restore")
+            if os.path.lexists(temporary):
+                temporary.unlink()
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         stat.S_IMODE(old.st_mode) if old else 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(extracted.read() if extracted else b"")
+            if old and os.geteuid() == 0:
+                os.chown(temporary, old.st_uid, old.st_gid)
+            os.replace(temporary, target)
+
+
+def restore(profile: Profile, backup: Backup, check: bool = True,
+            say: Callable[[str], None] | None = None) -> list[str]:
+    """Put the database, Redis and the configuration back as the backup holds them, then prove
+    it.
+
+    :func:`prepare` refuses first (integrity, HMAC, contents, every target ready) and makes
+    the plan, which ``say`` receives before the first change (without ``say`` the plan leads
+    the returned lines). With ``check``, the live data must then equal fingerprint.json.
+    """
+    plan = prepare(profile, backup)
+    cfg = settings(profile)
+    lines = [] if say else plan.lines()
+    for line in plan.lines() if say else []:
+        say(line)
     expected = backup.fingerprint()
-    lines = []
     started = time.monotonic()
-    load_dump(backup.path / "database.sql.gz", pg_params(profile, 10), cfg,
-              preamble=LIVE_RESTORE_PREAMBLE)
-    lines.append(f"database: restored from {backup.id} in {time.monotonic() - started:.1f}s")
-    command = cfg.redis_restore_command.replace(
-        "{rdb}", shlex.quote(str(backup.path / "redis.rdb"))).replace(
-        "{python}", shlex.quote(sys.executable))
-    result = hosts.run_command(hosts.connect(spec.connection), command, cfg.timeout_s)
+    entries = _restore_database(profile, cfg, backup)
+    lines.append(f"database: restored from {backup.id} ({entries} entries) in "
+                 f"{time.monotonic() - started:.1f}s")
+    try:
+        result = commands.run(plan.host.connection, plan.redis_argv, cfg.timeout_s)
+    except commands.CommandTimedOut as exc:
+        raise BackupError(f"redis restore command: {exc}") from exc
     if result.rc != 0:
         raise BackupError(redaction.redact(f"redis restore command failed ({result.rc}): "
                                            f"{result.tail}"))
@@ -535,6 +829,9 @@ def restore(profile: Profile, backup: Backup, check: bool = True) -> list[str]:
     if not waited.ok:
         raise BackupError(f"redis does not answer after its restore: {waited.summary()}")
     lines.append(f"redis: restored from {backup.id} ({result.duration_s:.1f}s)")
+    _restore_config(plan)
+    lines.append(f"config: {len(plan.config_writes)} file(s) written, "
+                 f"{len(plan.config_unchanged)} unchanged")
     if check:
         differences = compare(expected, fingerprint(profile))
         if differences:
@@ -542,6 +839,12 @@ def restore(profile: Profile, backup: Backup, check: bool = True) -> list[str]:
         lines.append(f"data: identical to the backup ({len(expected['database'])} tables, "
                      f"{len(expected['redis'])} Redis keys)")
     return lines
+
+
+def load_dump(dump: Path, conninfo: dict[str, Any], cfg: Settings) -> int:
+    """Restore a (verified) backup's database.dump into an empty database, e.g. a scratch one:
+    entries checked, then pg_restore in one transaction; returns the number of entries."""
+    return backup_dump.restore_dump(cfg.tool("pg_restore"), dump, conninfo, cfg.timeout_s)
 
 
 # --- listing (the seed's rollback.sh --list) ----------------------------------------------------
@@ -564,6 +867,9 @@ def render_list(backups: list[Backup], verified: dict[str, str] | None = None,
              "─" * 72]
     for backup in backups:
         problem = (verified or {}).get(backup.id)
+        if os.path.islink(backup.path) or not backup.path.is_dir():
+            lines.append(f"{backup.id:<21}{'?':<16}{'?':<11}{'❌ Refusé':<14}?")
+            continue
         if backup.missing():
             state = "⚠️ Partiel"
         elif problem:
@@ -571,9 +877,9 @@ def render_list(backups: list[Backup], verified: dict[str, str] | None = None,
         else:
             state = "✅ Complet"
         info = backup.read_info()
-        outcome = info.get("status", "?")
+        outcome = shown(info.get("status", "?"), 20)
         if info.get("version") and info.get("version") != backup.version:
-            outcome += f" ({info['version']})"
+            outcome += f" ({shown(info['version'], 30)})"
         lines.append(f"{backup.id:<21}{backup.version:<16}{human_size(backup.size()):<11}"
                      f"{state:<14}{outcome}")
     if not backups:
@@ -589,14 +895,44 @@ def recent_tags(cfg: Settings, count: int = 3) -> list[str]:
 
 
 # --- command line -----------------------------------------------------------------------------
-def _confirmed(question: str, force: bool) -> bool:
-    """The seed's confirmation, skipped with --force or ROLLBACK_AUTO=true."""
-    if force or os.environ.get("ROLLBACK_AUTO") == "true":
+class NeedsConfirmProd(Exception):
+    """A destructive action on a production profile without --confirm-prod (exit code 4)."""
+
+
+def _confirmed(profile: Profile, question: str, force: bool, confirm_prod: bool) -> bool:
+    """The seed's confirmation. On a test profile --force or ROLLBACK_AUTO=true skips it; on
+    a production one --confirm-prod is required and only --force skips the question:
+    ROLLBACK_AUTO, an environment variable anyone may have left set, never does."""
+    if profile.kind == "production":
+        if not confirm_prod:
+            raise NeedsConfirmProd(f"{profile.name} is a production profile: --restore needs "
+                                   "--confirm-prod")
+        if force:
+            return True
+    elif force or os.environ.get("ROLLBACK_AUTO") == "true":
         return True
     if not sys.stdin.isatty():
-        print("confirmation needed: pass --force or set ROLLBACK_AUTO=true", file=sys.stderr)
+        needed = "--force" if profile.kind == "production" else \
+            "--force or set ROLLBACK_AUTO=true"
+        print(f"confirmation needed: pass {needed}", file=sys.stderr)
         return False
     return input(f"{question} (yes/NO) ").strip() == "yes"
+
+
+def _list(cfg: Settings, profile: Profile, check: bool) -> int:
+    found = list_backups(cfg.dir)
+    problems = {}
+    if check:
+        key = hmac_key(profile)
+        for backup in found:
+            try:
+                verify(backup, key, cfg)
+            except (BackupError, OSError) as exc:
+                problems[backup.id] = shown(exc, 400)
+    print(render_list(found, problems, recent_tags(cfg)))
+    for problem in problems.values():
+        print(f"  ❌ {problem}")
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -606,51 +942,46 @@ def main(argv: list[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("-l", "--list", action="store_true", help="list backups (read-only)")
     action.add_argument("--create", action="store_true", help="take a backup now")
-    action.add_argument("--restore", metavar="ID", help="restore the database and Redis from "
-                        "backup ID (destructive: asks for confirmation)")
+    action.add_argument("--restore", metavar="ID", help="restore the database, Redis and the "
+                        "configuration from backup ID (destructive: asks for confirmation)")
     parser.add_argument("--verify", action="store_true",
-                        help="with --list: check every backup's SHA-256 sums")
+                        help="with --list: verify every backup (sums, HMAC, contents)")
     parser.add_argument("-f", "--force", action="store_true", help="no confirmation")
+    parser.add_argument("--confirm-prod", action="store_true",
+                        help="required to restore on a production profile")
     args = parser.parse_args(argv)
     try:
         profile = profiles.load(args.env)
         cfg = settings(profile)
         if args.list:
-            backups = list_backups(cfg.dir)
-            verified = {}
-            if args.verify:
-                for backup in backups:
-                    try:
-                        verify(backup)
-                    except BackupError as exc:
-                        verified[backup.id] = str(exc)
-            print(render_list(backups, verified, recent_tags(cfg)))
-            for problem in verified.values():
-                print(f"  ❌ {problem}")
-            return 1 if verified else 0
+            return _list(cfg, profile, args.verify)
         if args.create:
             backup = create(profile)
             print(f"✅ Backup créé dans {backup.path} ({human_size(backup.size())})")
             return 0
         backup = find(cfg.dir, args.restore)
-        verify(backup)                          # refuse before asking anything
-        if not _confirmed(f"Restaurer la base et Redis depuis {backup.id} "
-                          f"({backup.version})?", args.force):
+        plan = prepare(profile, backup)          # refuse before asking anything
+        print("\n".join(plan.lines()))
+        if not _confirmed(profile, f"Restaurer la base, Redis et la configuration depuis "
+                          f"{backup.id} ({backup.version})?", args.force, args.confirm_prod):
             print("restore cancelled", file=sys.stderr)
             return 1
-        for line in restore(profile, backup):
+        for line in restore(profile, backup, say=lambda _line: None):
             print(line)
         return 0
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 4                        # bad input, as pytest's usage errors
     except NotConfigured as exc:
         print(f"error: {exc.msg}", file=sys.stderr)
         return 2
+    except (KeyMissing, NeedsConfirmProd) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     except (BackupError, DataMismatch) as exc:
         print(f"❌ {exc}", file=sys.stderr)
         return 1
-    except (psycopg.Error, redis.RedisError, RuntimeError) as exc:
+    except (psycopg.Error, redis.RedisError, RuntimeError, OSError) as exc:
         print(redaction.redact(f"❌ {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
 
