@@ -4,7 +4,8 @@
 - :mod:`plugins.environments` — ``--env``: the environment profile (:mod:`plugins.profile`)
 - :mod:`plugins.requirements` — requirement catalogue and ``@pytest.mark.requirement``
 - :mod:`plugins.outcomes` — warnings, measurements, ``wait_until``
-- :mod:`plugins.reporting` — results JSON, markdown summary, JUnit/HTML defaults, redaction
+- :mod:`plugins.reporting` — results JSON, markdown summary, JUnit/HTML defaults
+- :mod:`plugins.redaction` — secrets masked in every report, log record and terminal line
 - :mod:`plugins.targets` — thin client fixtures over the profile's targets
 - :mod:`plugins.endpoints` — the profile's TLS endpoints and ``tls_endpoint`` parametrisation
 - :mod:`plugins.tls_audit` — ``--tls-policy``, the profile's certificate files, one TLS scan
@@ -28,11 +29,9 @@ lifecycle after them (its phases become results the Collector merges).
 """
 from __future__ import annotations
 
-import logging
-
 import pytest
 
-from plugins import environments, evidence, redaction, reporting, requirements, run, waivers
+from plugins import environments, evidence, reporting, requirements, run, waivers
 
 pytest_plugins = [
     "plugins.run",
@@ -47,6 +46,7 @@ pytest_plugins = [
     "plugins.evidence",
     "plugins.load",
     "plugins.lifecycle",
+    "plugins.redaction",        # last: its report hooks run first (tryfirst), before any writer
 ]
 
 
@@ -64,13 +64,3 @@ def pytest_configure(config: pytest.Config) -> None:
     from plugins import lifecycle
 
     lifecycle.configure(config)
-    _redact_logging(config)
-
-
-def _redact_logging(config: pytest.Config) -> None:
-    """Filter secrets out of every handler pytest's logging plugin writes through."""
-    plugin = config.pluginmanager.get_plugin("logging-plugin")
-    handlers = [getattr(plugin, name, None) for name in
-                ("caplog_handler", "report_handler", "log_file_handler", "log_cli_handler")]
-    for handler in [h for h in handlers if isinstance(h, logging.Handler)]:
-        handler.addFilter(redaction.RedactingFilter())

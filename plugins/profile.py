@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from plugins import redaction
 from plugins.envfile import parse_env_file
+from probes.secret import Mailbox, Secret
 
 ENV_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "environments"
 
@@ -133,8 +133,9 @@ class Section:
         value = self.data.get(key)
         return None if value is None else (self.profile.path.parent / value).resolve()
 
-    def secret(self, key: str) -> str:
-        """The value of the environment variable named by ``<key>_env``; registered for redaction.
+    def secret(self, key: str) -> Secret:
+        """The value of the environment variable named by ``<key>_env``, as a :class:`Secret`
+        (its repr is masked; it is registered for redaction).
 
         A declared but unset variable raises: the check cannot run (an *error*, not a pass).
         """
@@ -145,8 +146,7 @@ class Section:
         if not value:
             raise RuntimeError(f"environment variable {var} (named by [{self.name}] {key}_env in "
                                f"{self.profile.path.name}) is not set")
-        redaction.register(value)
-        return value
+        return Secret(value)
 
 
 @dataclass
@@ -184,22 +184,50 @@ class Profile:
         """Environment first, then the profile's env_file (environment wins)."""
         return os.environ.get(var) or self.env_file_values.get(var)
 
-    def mailboxes(self) -> list[tuple[str, str]]:
-        """The ``[[mailboxes]]`` test accounts as (address, password); a password variable
-        that is not set is an error naming it and the mailbox."""
+    def mailboxes(self) -> list[Mailbox]:
+        """The ``[[mailboxes]]`` test accounts as (address, password) :class:`Mailbox` tuples
+        whose password is a :class:`Secret`; a password variable that is not set is an error
+        naming it and the mailbox."""
         accounts = []
         for entry in self.data.get("mailboxes", []):
             password = self.lookup_env(entry["password_env"])
             if not password:
                 raise RuntimeError(f"environment variable {entry['password_env']} (mailbox "
                                    f"{entry['address']}) is not set")
-            accounts.append((entry["address"], password))
+            accounts.append(Mailbox(entry["address"], Secret(password, user=entry["address"])))
         return accounts
+
+    def register_secrets(self) -> None:
+        """Register for redaction every secret the profile names: the values of its ``*_env``
+        keys (mailboxes with their address), and every value of its env_file. Done when the
+        profile loads, so every process masks them — an xdist controller writes the reports
+        from failure text its workers produced with secrets it never read itself."""
+        for value in self.env_file_values.values():
+            Secret(value)
+        for entry in self.data.get("mailboxes", []):
+            password = self.lookup_env(str(entry.get("password_env", "")))
+            if password:
+                Secret(password, user=entry.get("address"))
+        for var in _env_names(self.data):
+            value = self.lookup_env(var)
+            if value:
+                Secret(value)
 
     def path_of(self, section: str, key: str) -> Path | None:
         data = _lookup(self.data, section) or {}
         value = data.get(key)
         return None if value is None else (self.path.parent / value).resolve()
+
+
+def _env_names(node: Any) -> list[str]:
+    """The variable names of every ``*_env`` string key, at any depth."""
+    if isinstance(node, list):
+        return [name for item in node for name in _env_names(item)]
+    if not isinstance(node, dict):
+        return []
+    return [name for key, value in node.items()
+            for name in ([value] if key.endswith("_env") and isinstance(value, str)
+                         else _env_names(value))]
 
 
 def _lookup(data: dict[str, Any], dotted: str) -> dict[str, Any] | None:
@@ -242,6 +270,7 @@ def load(name_or_path: str) -> Profile:
         env_path = (path.parent / env_file).resolve()
         if env_path.is_file():
             profile.env_file_values = parse_env_file(env_path)
+    profile.register_secrets()
     return profile
 
 

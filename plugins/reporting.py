@@ -168,18 +168,13 @@ def configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
-    """Redact secrets from failure text and captured output before any report sees them."""
+    """Mark "could not run" and copy the item's properties onto the report (secrets in it
+    are masked by :mod:`plugins.redaction` before any writer reads the report)."""
     outcome = yield
     report = outcome.get_result()
     if call.when == "call" and call.excinfo is not None and could_not_run(call.excinfo.value):
         item.user_properties.append(("could_not_run", redaction.redact(
             f"{type(call.excinfo.value).__name__}: {call.excinfo.value}")))
-    if report.longrepr is not None:
-        text = str(report.longrepr)
-        clean = redaction.redact(text)
-        if clean != text:
-            report.longrepr = clean
-    report.sections = [(title, redaction.redact(body)) for title, body in report.sections]
     for marker in item.iter_markers("service"):
         for name in marker.args:
             if ("service", name) not in item.user_properties:

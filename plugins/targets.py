@@ -10,8 +10,8 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from plugins import redaction
 from plugins.profile import Profile, Section
+from probes.secret import Mailbox, Secret
 from probes.tlsctx import client_context
 
 
@@ -44,32 +44,37 @@ def frontend(env_profile: Profile, timeouts: dict[str, float]) -> Iterator[httpx
 
 @pytest.fixture
 def api_login(env_profile: Profile, api: httpx.Client) -> Callable[[str, str], httpx.Response]:
-    """POST the seed's login call; any token in the answer is registered for redaction."""
+    """POST the seed's login call. A token in the answer becomes a :class:`Secret` (masked
+    repr, registered for redaction): ``response.json()`` returns the parsed answer holding it
+    (httpx would parse the body again, into a plain string, on every call)."""
 
     def login(email: str, password: str) -> httpx.Response:
         response = api.post("/api/v1/auth/login", json={"email": email, "password": password})
         try:
-            token = response.json().get("data", {}).get("token")
+            parsed = response.json()
+            data = parsed.get("data") or {}
+            token = data.get("token")
         except (ValueError, AttributeError):
-            token = None
-        redaction.register(token)
+            return response
+        if isinstance(token, str) and token:
+            data["token"] = Secret(token)
+            response.json = lambda **_: parsed  # type: ignore[method-assign]
         return response
 
     return login
 
 
 @pytest.fixture
-def admin_credentials(env_profile: Profile) -> tuple[str, str]:
+def admin_credentials(env_profile: Profile) -> tuple[str, Secret]:
     section = env_profile.section("api")
     return section["admin_email"], section.secret("admin_password")
 
 
 @pytest.fixture
-def mailboxes(env_profile: Profile) -> list[tuple[str, str]]:
-    """Test mailboxes (address, password) declared by the profile; skipped when none."""
+def mailboxes(env_profile: Profile) -> list[Mailbox]:
+    """Test mailboxes (address, password) declared by the profile; skipped when none. The
+    password is a :class:`Secret`: no repr of an account shows it."""
     accounts = env_profile.mailboxes()
     if not accounts:
         pytest.skip(f"not configured in {env_profile.name}: [[mailboxes]]")
-    for _, password in accounts:
-        redaction.register(password)
     return accounts

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plugins.redaction import MASK, redact
+from probes.redaction import MASK, redact
 
 
 @dataclass

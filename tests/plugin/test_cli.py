@@ -79,4 +79,4 @@ def test_secrets_never_reach_reports(tmp_path):
     assert {p.name for p in files} >= {"junit.xml", "report.html", "summary.md", "results.json"}
     for path in files:
         assert secret not in path.read_text(errors="replace"), f"secret leaked into {path.name}"
-    assert "[REDACTED]" in (reports.rglob("junit.xml").__next__()).read_text()
+    assert "Secret('********')" in (reports.rglob("junit.xml").__next__()).read_text()
