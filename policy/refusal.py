@@ -103,6 +103,12 @@ def smtp_535(outcome: Outcome) -> str | None:
     return None
 
 
+def smtp_552(outcome: Outcome) -> str | None:
+    if outcome.code != 552:
+        return "not 552 (message size exceeds fixed limit, RFC 1870)"
+    return None
+
+
 def imap_authentication_failed(outcome: Outcome) -> str | None:
     """``NO [AUTHENTICATIONFAILED]`` (RFC 5530), or a NO without response code from a server
     that has none; another code (UNAVAILABLE, SERVERBUG, ...) says the server could not check."""
@@ -174,6 +180,10 @@ AUTHENTICATED_RELAY = Rule(
     "an authenticated client",
     "the same transaction after AUTH with the test mailbox's password",
     {"mail": not_recipient_error, "rcpt": not_recipient_error})
+MESSAGE_SIZE = Rule(
+    "a declared SIZE within the advertised limit",
+    "the same MAIL declaring a size within the limit, on the same session",
+    {"mail": smtp_552})
 SMTP_PASSWORD = Rule(
     "the right password", "the same AUTH with the test mailbox's right password",
     {"auth": smtp_535})

@@ -4,24 +4,32 @@ Every SMTP/IMAP session a test opens is kept as a transcript in the run's eviden
 (AUTH/LOGIN masked at the source), whether the test passes or fails. Messages a test makes a
 server accept go between the profile's test mailboxes, carry a unique marker header
 (:mod:`probes.testmail`) and are deleted before the test ends — including those a broken
-server accepted when it should have refused them.
+server accepted when it should have refused them. A test that sends and reads back first
+makes sure the receiving mailbox can be read (``outbox.ready``): where it cannot, nothing is
+sent. A message that cannot be deleted is named (Message-ID, Subject, mailbox) in a warning.
 """
 from __future__ import annotations
 
 import re
+import smtplib
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from imapclient.exceptions import IMAPClientError, LoginError
 
 from plugins.outcomes import Recorder, WaitResult, wait_until
 from plugins.profile import Profile, Section
+from policy import refusal
+from policy.refusal import Outcome
 from probes import smtp, testmail
+from probes.errors import Blocked
 from probes.imap import ImapSession
 from probes.tlsctx import client_context
 from probes.transcript import Transcript
+from suites.mail.sessions import endpoint, imap_reply, outcome, smtp_reply
 
 CLEANUP_WAIT_S = 5.0        # how long teardown looks for a message no test collected
 # Servers answer logins slowly on purpose after failures: Dovecot waits 2 s before refusing,
@@ -53,6 +61,22 @@ def tls_context(section: Section, client: str | None = None) -> ssl.SSLContext:
     for key in (f"{client}_cert", f"{client}_key"):
         section[key]                    # raises NotConfigured (a skip) when the profile lacks it
     return client_context(anchors, section.path(f"{client}_cert"), section.path(f"{client}_key"))
+
+
+def starttls_imap(section: Section, session: ImapSession) -> None:
+    """STARTTLS on an IMAP session; not offered is *blocked* for what depends on it (a refused
+    server certificate propagates: that is a failure of the platform)."""
+    if "STARTTLS" not in session.capabilities():
+        raise Blocked(endpoint(section), "STARTTLS", "not offered")
+    session.starttls(tls_context(section))
+
+
+def starttls_smtp(section: Section, session: smtp.RecordingSMTP) -> dict[str, str]:
+    """EHLO, STARTTLS, EHLO on a submission session: the post-TLS extensions; STARTTLS not
+    offered is *blocked* for what depends on it."""
+    if "starttls" not in smtp.ehlo_features(session):
+        raise Blocked(endpoint(section), "STARTTLS", "not offered")
+    return smtp.starttls(session, tls_context(section))
 
 
 @pytest.fixture
@@ -123,8 +147,11 @@ def mailbox(target, open_imap) -> Callable[[Account, str], ImapSession]:
     def open_(account: Account, label: str) -> ImapSession:
         section = target("imap")
         session = open_imap(section, label, patient=True)
-        session.starttls(tls_context(section))
-        session.login(*account)
+        starttls_imap(section, session)
+        try:
+            session.login(*account)
+        except LoginError as exc:
+            raise Blocked(endpoint(section), "login", f"{account[0]}: {imap_reply(exc)}") from exc
         return session
 
     return open_
@@ -134,7 +161,11 @@ def mailbox(target, open_imap) -> Callable[[Account, str], ImapSession]:
 class _Expected:
     account: Account
     criteria: list[str]
+    about: str = ""         # how the report names the message if it stays behind
     waited: bool = False
+
+    def named(self) -> str:
+        return f"{self.about or ' '.join(self.criteria)}, mailbox {self.account[0]} (INBOX)"
 
 
 @dataclass
@@ -143,23 +174,45 @@ class Outbox:
 
     ``collect`` waits (bounded) for a message, returns its bytes and deletes it. Whatever a
     test expected but did not collect — a message a broken server accepted instead of
-    refusing, or one that arrived after the deadline — is looked for and deleted at teardown.
+    refusing, or one that arrived after the deadline — is looked for and deleted at teardown;
+    one still there (or that cannot be deleted) is named in a warning and a measured value.
     """
 
     mailbox: Callable[[Account, str], ImapSession]
     deadline: float
+    record: Recorder
+    where: Callable[[], str]            # the [imap] endpoint, for a blocked message
     expected: list[_Expected] = field(default_factory=list)
     sessions: dict[str, ImapSession] = field(default_factory=dict)
 
-    def expect(self, account: Account, criteria: list[str]) -> None:
-        self.expected.append(_Expected(account, criteria))
+    def ready(self, account: Account) -> None:
+        """Log in to the account's mailbox and open its INBOX, *before* sending anything: a
+        message sent where it cannot be read back could not be deleted either. Raises
+        Blocked (an *error*: nothing was measured, nothing sent)."""
+        try:
+            session = self._session(account)
+        except LoginError as exc:
+            raise Blocked(self.where(), "IMAP login", f"{account[0]}: {imap_reply(exc)}") from exc
+        try:
+            session.client.select_folder("INBOX")
+        except IMAPClientError as exc:
+            raise Blocked(self.where(), "IMAP SELECT INBOX",
+                          f"{account[0]}: {imap_reply(exc)}") from exc
+
+    def expect(self, account: Account, criteria: list[str], about: str = "") -> None:
+        """The server accepted a message for ``account`` that ``criteria`` find; ``about``
+        names it (Message-ID, Subject) should it stay behind."""
+        self.expected.append(_Expected(account, criteria, about))
+
+    def _session(self, account: Account) -> ImapSession:
+        if account[0] not in self.sessions:
+            self.sessions[account[0]] = self.mailbox(account, f"inbox-{account[0].split('@')[0]}")
+        return self.sessions[account[0]]
 
     def collect(self, account: Account, criteria: list[str],
                 timeout: float | None = None) -> tuple[WaitResult, bytes | None]:
         """Wait for the message matching ``criteria`` in the account's INBOX, fetch, delete."""
-        if account[0] not in self.sessions:
-            self.sessions[account[0]] = self.mailbox(account, f"inbox-{account[0].split('@')[0]}")
-        session = self.sessions[account[0]]
+        session = self._session(account)
         waited = wait_until(lambda: session.find(criteria),
                             timeout=self.deadline if timeout is None else timeout, interval=0.25)
         mine = [e for e in self.expected if e.account == account and e.criteria == criteria]
@@ -173,17 +226,26 @@ class Outbox:
         return waited, raw
 
     def clean_up(self) -> None:
+        left: list[str] = []
         for entry in list(self.expected):
             try:
-                self.collect(entry.account, entry.criteria,
-                             timeout=0 if entry.waited else CLEANUP_WAIT_S)
-            except Exception:  # noqa: BLE001 - clean-up must not mask the test's own outcome
-                pass
+                waited, _ = self.collect(entry.account, entry.criteria,
+                                         timeout=0 if entry.waited else CLEANUP_WAIT_S)
+                problem = None if waited.ok else "not found to delete"
+            except Exception as exc:  # noqa: BLE001 - clean-up must not mask the test's outcome
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem:
+                left.append(f"test message not deleted: {entry.named()}: {problem}")
+        for message in left:        # after every attempt: --strict-warnings fails on the first
+            self.record.measure("undeleted_test_message", message)
+        for message in left:
+            self.record.warn(message)
 
 
 @pytest.fixture
-def outbox(env_profile: Profile, mailbox) -> Iterator[Outbox]:
-    box = Outbox(mailbox, env_profile.threshold("delivery_deadline_s"))
+def outbox(env_profile: Profile, mailbox, target, record: Recorder) -> Iterator[Outbox]:
+    box = Outbox(mailbox, env_profile.threshold("delivery_deadline_s"), record,
+                 lambda: endpoint(target("imap")))
     yield box
     box.clean_up()
 
@@ -194,16 +256,16 @@ def mx_attempt(target, open_smtp, outbox: Outbox, mailboxes: list[Account],
     """``mx_attempt(label, client, sender, recipient=None)``: one transaction on the MX port.
 
     ``client`` names the profile's client certificate to present (``"peer"``, ``"rogue"``,
-    ``"foreign"``) or is None. The recipient defaults to the first test mailbox; then, once
-    the envelope is accepted, a marked test message follows (so a refusal at DATA counts) and
-    is deleted from the mailbox if the server took it. For any other recipient the attempt
+    ``"foreign"``) or is None; ``starttls=False`` stays in clear. The recipient defaults to
+    the first test mailbox; then, once the envelope is accepted, a marked test message follows
+    (so a refusal at DATA counts) and is deleted from the mailbox if the server took it. For any other recipient the attempt
     stops after RCPT and the envelope is reset: no data ever goes outside the test mailboxes.
     Returns the attempt and the message's marker (for tests that look for the message).
     """
     section = target("smtp.mx")
 
-    def attempt(label: str, client: str | None, sender: str,
-                recipient: str | None = None) -> tuple[smtp.Attempt, str]:
+    def attempt(label: str, client: str | None, sender: str, recipient: str | None = None,
+                starttls: bool = True) -> tuple[smtp.Attempt, str]:
         account = mailboxes[0]
         marker = testmail.new_marker()
         data = None
@@ -212,7 +274,8 @@ def mx_attempt(target, open_smtp, outbox: Outbox, mailboxes: list[Account],
             message = testmail.marked_message(sender, recipient, marker, f"MX {label}")
             data = testmail.wire_bytes(message)
         session = open_smtp(section, label)
-        result = smtp.attempt(session, tls_context(section, client), sender, recipient, data)
+        context = tls_context(section, client) if starttls else None
+        result = smtp.attempt(session, context, sender, recipient, data)
         if data is not None and result.accepted:
             record.measure("test_message", marker)
             outbox.expect(account, testmail.by_marker(marker))
@@ -246,9 +309,109 @@ def submit_session(target, open_smtp) -> Callable[[Account, str], Features]:
     def open_(account: Account, label: str) -> Features:
         section = target("smtp.submission")
         session = open_smtp(section, label, patient=True)
-        smtp.ehlo_features(session)
-        features = smtp.starttls(session, tls_context(section))
-        session.login(*account)
+        features = starttls_smtp(section, session)
+        try:
+            session.login(*account)
+        except smtplib.SMTPException as exc:
+            reply = (f"{exc.smtp_code} {smtp_reply(exc)}"
+                     if isinstance(exc, smtplib.SMTPResponseException) else str(exc))
+            raise Blocked(endpoint(section), "login", f"{account[0]}: {reply}") from exc
         return session, features
 
     return open_
+
+
+# --- refusal checks and their positive controls (policy/refusal.py) --------------------------
+def _peer_sender(section: Section) -> str:
+    return f"mssante-check@{section['peer_domain']}"
+
+
+@pytest.fixture
+def peer_sender(target) -> str:
+    """An address of the whitelisted peer operator (``[smtp.mx] peer_domain``)."""
+    return _peer_sender(target("smtp.mx"))
+
+
+@pytest.fixture
+def judge_refusal(record: Recorder) -> Callable[[refusal.Rule, Outcome, Outcome, str], None]:
+    """``judge_refusal(rule, attempt, control, endpoint)``: both replies recorded; passes, fails
+    (not refused, or not for the rule's reason), or raises Blocked (the control was refused
+    too: nothing measured, an *error*)."""
+
+    def judge(rule: refusal.Rule, attempt: Outcome, control: Outcome, where: str) -> None:
+        record.measure("refusal_attempt", str(attempt))
+        record.measure("control_attempt", f"{control} ({rule.control})")
+        verdict = refusal.judge(rule, attempt, control)
+        if verdict.kind == "blocked":
+            raise Blocked(where, "control attempt", verdict.message)
+        if verdict.kind == "failed":
+            pytest.fail(verdict.message, pytrace=False)
+
+    return judge
+
+
+@pytest.fixture
+def mx_refusal(target, open_smtp, mx_attempt, mailboxes: list[Account],
+               judge_refusal) -> Callable[..., None]:
+    """``mx_refusal(rule, label, client, sender, recipient=None, starttls=True)``: the control
+    first — the whitelisted peer's own certificate and a sender of its domain, to the first
+    test mailbox, stopped after RCPT (no message is sent) — then the attempt under test
+    (:func:`mx_attempt`), judged by ``rule``."""
+    section = target("smtp.mx")
+
+    def run(rule: refusal.Rule, label: str, client: str | None, sender: str,
+            recipient: str | None = None, starttls: bool = True) -> None:
+        session = open_smtp(section, f"{label}-control")
+        control = smtp.attempt(session, tls_context(section, "peer"), _peer_sender(section),
+                               mailboxes[0][0])
+        attempt, _ = mx_attempt(label, client, sender, recipient, starttls=starttls)
+        judge_refusal(rule, outcome(attempt), outcome(control), endpoint(section))
+
+    return run
+
+
+@pytest.fixture
+def submission_auth(target, open_smtp) -> Callable[[str, str, str],
+                                                   tuple[smtp.RecordingSMTP, Outcome]]:
+    """``submission_auth(label, user, password)``: a new submission session, STARTTLS, then one
+    AUTH with one mechanism (PLAIN, else LOGIN: smtplib's login() would retry with each);
+    returns the session and how the AUTH ended (``accepted`` on 235)."""
+    section = target("smtp.submission")
+
+    def auth(label: str, user: str, password: str) -> tuple[smtp.RecordingSMTP, Outcome]:
+        session = open_smtp(section, label, patient=True)
+        features = starttls_smtp(section, session)
+        mechanisms = features.get("auth", "").upper().split()
+        mechanism = next((m for m in ("PLAIN", "LOGIN") if m in mechanisms), None)
+        if mechanism is None:
+            raise Blocked(endpoint(section), "AUTH",
+                          f"no PLAIN or LOGIN among the mechanisms offered after STARTTLS: "
+                          f"{mechanisms}")
+        session.user, session.password = user, password
+        authobject = session.auth_plain if mechanism == "PLAIN" else session.auth_login
+        try:
+            code, reply = session.auth(mechanism, authobject)
+        except smtplib.SMTPResponseException as exc:
+            return session, Outcome("auth", exc.smtp_code, smtp_reply(exc),
+                                    final=exc.smtp_code >= 500)
+        return session, Outcome("accepted", code, reply.decode("utf-8", "replace"))
+
+    return auth
+
+
+@pytest.fixture
+def imap_login(target, open_imap) -> Callable[[str, str, str], Outcome]:
+    """``imap_login(label, user, password)``: a new IMAP session, STARTTLS, one LOGIN; how it
+    ended (``accepted`` on OK, else the server's NO/BAD text with its response code)."""
+    section = target("imap")
+
+    def login(label: str, user: str, password: str) -> Outcome:
+        session = open_imap(section, label, patient=True)
+        starttls_imap(section, session)
+        try:
+            session.login(user, password)
+        except LoginError as exc:
+            return Outcome("login", None, imap_reply(exc))
+        return Outcome("accepted", None, "OK")
+
+    return login

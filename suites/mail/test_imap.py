@@ -6,7 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from imapclient.exceptions import LoginError
+
+from policy import refusal
+from probes.errors import Blocked
+from suites.mail.sessions import endpoint
 
 pytestmark = pytest.mark.service("imap")
 
@@ -17,27 +20,38 @@ def imap(target):
 
 
 @pytest.mark.requirement("MSS-CLIENT-IMAP")
-def test_starttls_and_logindisabled_before_tls(imap, open_imap, mail_tls):
+def test_starttls_and_logindisabled_before_tls(imap, open_imap, mail_tls, record):
+    """LOGINDISABLED before TLS means something only if it is lifted after STARTTLS (the
+    control, on the same session): a server that never allows LOGIN proves nothing about TLS."""
     session = open_imap(imap, "plain")
     before = session.capabilities()
     assert "STARTTLS" in before, "IMAP does not offer STARTTLS"
     assert "LOGINDISABLED" in before, (
         "IMAP does not announce LOGINDISABLED before TLS: passwords may cross in clear")
     session.starttls(mail_tls(imap))
+    after = session.capabilities()
+    record.measure("capabilities_after_tls", sorted(after))
+    if "LOGINDISABLED" in after:
+        raise Blocked(endpoint(imap), "control (LOGIN after STARTTLS)",
+                      "cannot tell: LOGINDISABLED is still announced after STARTTLS")
 
 
 @pytest.mark.requirement("MSS-CLIENT-IMAP")
-def test_login_after_starttls(mailbox, mailboxes):
-    mailbox(mailboxes[0], "login")
+def test_login_after_starttls(imap_login, mailboxes):
+    """The right password logs in after STARTTLS (the login check of this port)."""
+    login = imap_login("login", *mailboxes[0])
+    assert login.accepted, f"the test mailbox's right password is refused: {login}"
 
 
 @pytest.mark.fails_login
 @pytest.mark.requirement("MSS-CLIENT-AUTH")
-def test_wrong_credentials_refused(imap, open_imap, mail_tls, mailboxes):
-    session = open_imap(imap, "wrong-password", patient=True)
-    session.starttls(mail_tls(imap))
-    with pytest.raises(LoginError):
-        session.login(mailboxes[0][0], f"wrong-{uuid.uuid4()}")
+def test_wrong_credentials_refused(imap, imap_login, judge_refusal, mailboxes):
+    """NO [AUTHENTICATIONFAILED] for a wrong password, while the right one (the control,
+    first) logs in."""
+    user, password = mailboxes[0]
+    control = imap_login("right-password", user, password)
+    attempt = imap_login("wrong-password", user, f"wrong-{uuid.uuid4()}")
+    judge_refusal(refusal.IMAP_PASSWORD, attempt, control, endpoint(imap))
 
 
 @pytest.mark.requirement("MSS-CLIENT-IMAP")

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 
 from plugins.profile import NotConfigured
+from policy import refusal
 from probes.handshake import leaf_certificate
 from probes.tlsctx import client_context
 from probes.whitelist import Whitelist, WhitelistError, domain_key, parse
@@ -104,12 +105,7 @@ def test_whitelist_fresh(whitelist, env_profile, record):
 
 
 @pytest.mark.requirement("MSS-WL-DN-MATCH")
-def test_peer_certificate_not_matching_domain_refused(target, mx_attempt, record):
+def test_peer_certificate_not_matching_domain_refused(mx_refusal, peer_sender):
     """A valid IGC Santé certificate of another operator (the profile's rogue one) sending as
-    the whitelisted peer's domain."""
-    sender = f"mssante-check@{target('smtp.mx')['peer_domain']}"
-    attempt, _ = mx_attempt("rogue-cert-peer-domain", "rogue", sender)
-    record.measure("mx_attempt", str(attempt))
-    assert attempt.refused, (
-        f"the MX does not refuse {sender} from a certificate that is not its operator's: "
-        f"{attempt}")
+    the whitelisted peer's domain; the control is the peer's own certificate (policy/refusal.py)."""
+    mx_refusal(refusal.OPERATOR_CERTIFICATE, "rogue-cert-peer-domain", "rogue", peer_sender)

@@ -67,6 +67,12 @@ TLS_ALERT = Outcome("ehlo", None, "connection cut: SSLError: tlsv13 alert certif
      Outcome("accepted", 235, "ok"), "failed"),
     (refusal.SMTP_PASSWORD, Outcome("auth", 504, "5.5.4 unrecognized"),
      Outcome("accepted", 235, "ok"), "failed"),
+    (refusal.MESSAGE_SIZE, Outcome("mail", 552, "5.3.4 Message size exceeds fixed limit"),
+     Outcome("accepted", 250, "2.1.0 Ok"), "passed"),
+    (refusal.MESSAGE_SIZE, Outcome("mail", 552, "5.3.4 Message size exceeds fixed limit"),
+     Outcome("mail", 552, "5.3.4 Message size exceeds fixed limit"), "blocked"),
+    (refusal.MESSAGE_SIZE, Outcome("mail", 550, "5.7.1 no"), Outcome("accepted", 250, "ok"),
+     "failed"),
     (refusal.IMAP_PASSWORD, Outcome("login", None, "[AUTHENTICATIONFAILED] Authentication "
                                                    "failed."), Outcome("accepted", None, "OK"),
      "passed"),
