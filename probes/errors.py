@@ -13,6 +13,8 @@ propagate as it is.
 """
 from __future__ import annotations
 
+import socket
+
 
 class CouldNotRun(Exception):
     """The check could not measure anything: ``could not run: <endpoint>: <step>: <reason>``."""
@@ -34,3 +36,11 @@ class Blocked(CouldNotRun):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def reason(exc: BaseException) -> str:
+    """A short text for a transport failure: ``ConnectionRefusedError: [Errno 111] ...``;
+    a name that does not resolve says so (``DNS: ...``)."""
+    if isinstance(exc, socket.gaierror):
+        return f"DNS: {exc}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,28 +1,105 @@
 """SMTP sessions over smtplib, with STARTTLS, client certificates and a transcript.
 
-smtplib does the protocol; this subclass only records what crosses the wire (masking the
-client's lines during AUTH) and bounds every step with the session's timeout.
+smtplib does the protocol; this subclass records what crosses the wire (masking the client's
+lines during AUTH) and bounds it by wall-clock deadlines (:mod:`probes.deadline`), never by a
+per-read time-out that a server sending one byte a second, or an endless ``220-`` banner,
+never trips:
+
+- the connection and the banner together get ``timeout`` (the profile's ``connect_timeout_s``);
+- every later command/reply exchange (a whole multi-line reply, STARTTLS with its handshake,
+  the message data) gets ``read_timeout`` (default: ``timeout``; the caller's budget, longer
+  for servers that answer a failed AUTH slowly on purpose).
+
+The bounds live here, in ``send``/``getreply``/``starttls``, so no caller can forget them:
+direct smtplib calls (``login``, ``sendmail``, ``mail``) are bounded too. Past a bound the
+session raises :class:`~probes.deadline.DeadlineExceeded`, a *could not run*.
+
+A connection refused, a name that does not resolve, a host unreachable, a connection cut
+before the banner, or a banner that is not SMTP, raise :class:`~probes.errors.CouldNotRun`
+naming ``host:port`` and the step. So does a STARTTLS handshake that fails for a reason other
+than the certificate in :func:`starttls`; ``ssl.SSLCertVerificationError`` propagates (a
+refused certificate is a failure of the platform). Inside :func:`attempt`, a cut or a TLS
+alert after the banner is the server stopping the transaction (a refusal stage), not this.
 """
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Iterator
 
+from probes.deadline import Deadline, deadline
+from probes.errors import CouldNotRun, reason
+from probes.tlsctx import watched_handshake
 from probes.transcript import Transcript
 
 
 class RecordingSMTP(smtplib.SMTP):
-    """smtplib.SMTP that writes every command and reply into a Transcript."""
+    """smtplib.SMTP that writes every command and reply into a Transcript, each exchange
+    under one wall-clock deadline."""
 
     def __init__(self, host: str, port: int, timeout: float, transcript: Transcript,
-                 local_hostname: str = "mssante-check.invalid") -> None:
+                 local_hostname: str = "mssante-check.invalid",
+                 read_timeout: float | None = None) -> None:
         self.transcript = transcript
+        self.endpoint = f"{host}:{port}"
+        self.read_timeout = timeout if read_timeout is None else read_timeout
         self._auth_in_progress = False
         self._data_next = False
-        transcript.note(f"connect {host}:{port} (timeout {timeout}s)")
-        super().__init__(host, port, local_hostname=local_hostname, timeout=timeout)
+        self._bound: Deadline | None = None
+        self._command = "banner"
+        self.timed_out = False          # a deadline passed: the session is no longer usable
+        transcript.note(f"connect {host}:{port} (deadline {timeout:g} s for connection and "
+                        f"banner, {self.read_timeout:g} s per exchange)")
+        with self.bounded("connect", timeout) as bound:
+            try:
+                super().__init__(host, port, local_hostname=local_hostname,
+                                 timeout=bound.remaining())
+            except smtplib.SMTPConnectError as exc:
+                if exc.smtp_code != -1:
+                    raise               # a real SMTP reply refusing the session: an answer
+                raise CouldNotRun(self.endpoint, "banner",
+                                  f"not an SMTP banner: {_printable(exc.smtp_error)}") from exc
+            except (OSError, EOFError) as exc:
+                if isinstance(exc, ssl.SSLCertVerificationError) or not _unreachable(exc):
+                    raise
+                raise CouldNotRun(self.endpoint, "connect", reason(exc)) from exc
+
+    @contextmanager
+    def bounded(self, step: str, seconds: float | None = None) -> Iterator[Deadline]:
+        """Run one exchange under a deadline (``read_timeout`` unless ``seconds``); inside an
+        enclosing exchange (STARTTLS's command inside STARTTLS) the enclosing deadline rules."""
+        if self._bound is not None:
+            yield self._bound
+            return
+        with deadline(seconds or self.read_timeout, self.endpoint, step) as bound:
+            self._bound = bound
+            try:
+                if self.sock is not None:
+                    bound.watch(self.sock)
+                    self.sock.settimeout(bound.remaining())
+                yield bound
+            except CouldNotRun:
+                self.timed_out = bound.fired or bound.expired
+                raise
+            finally:
+                self._bound = None
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(host, port, timeout)
+        if self._bound is not None:
+            self._bound.watch(sock)
+        return sock
+
+    def starttls(self, *, context: ssl.SSLContext | None = None  # type: ignore[override]
+                 ) -> tuple[int, bytes]:
+        with self.bounded("STARTTLS") as bound:
+            if context is None:
+                context = ssl.create_default_context()
+            return super().starttls(context=watched_handshake(context, bound.watch))
 
     def send(self, s: str | bytes) -> None:  # type: ignore[override]
         text = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
@@ -30,17 +107,22 @@ class RecordingSMTP(smtplib.SMTP):
             verb = " ".join(text.split()[:2])
             self.transcript.client(f"{verb} {'[REDACTED]' if len(text.split()) > 2 else ''}")
             self._auth_in_progress = True
+            self._command = "AUTH"
         elif self._auth_in_progress:
             self.transcript.client("", secret=True)
         elif self._data_next:
             self.transcript.client(f"<message data, {len(text)} bytes>")
             self._data_next = False
+            self._command = "message data"
         else:
             self.transcript.client(text)
-        super().send(s)
+            self._command = (text.split() or ["command"])[0].upper()
+        with self.bounded(self._command):
+            super().send(s)
 
     def getreply(self) -> tuple[int, bytes]:
-        code, message = super().getreply()
+        with self.bounded(f"{self._command} reply"):
+            code, message = super().getreply()
         self.transcript.server(f"{code} {message.decode('utf-8', 'replace')}")
         if code != 334:
             self._auth_in_progress = False
@@ -48,17 +130,24 @@ class RecordingSMTP(smtplib.SMTP):
         return code, message
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """A transport failure (refused, DNS, reset, EOF, a non-certificate TLS error), not an
+    SMTP answer: smtplib's reply exceptions are OSErrors too, but they carry a reply."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False
+    if isinstance(exc, smtplib.SMTPException):
+        return isinstance(exc, smtplib.SMTPServerDisconnected)
+    return isinstance(exc, (OSError, EOFError))
+
+
 def connect(host: str, port: int, timeout: float, name: str,
             read_timeout: float | None = None) -> RecordingSMTP:
     """Open a plain SMTP session (banner read) recording into a new transcript ``name``.
 
-    ``timeout`` bounds the connection and the banner; ``read_timeout``, when given, bounds
-    every later reply instead (servers answer a failed AUTH slowly on purpose).
+    ``timeout`` bounds the connection and the banner together; ``read_timeout``, when given,
+    bounds every later exchange instead (servers answer a failed AUTH slowly on purpose).
     """
-    session = RecordingSMTP(host, port, timeout, Transcript(name))
-    if read_timeout is not None and session.sock is not None:
-        session.sock.settimeout(read_timeout)     # a STARTTLS socket inherits it
-    return session
+    return RecordingSMTP(host, port, timeout, Transcript(name), read_timeout=read_timeout)
 
 
 def ehlo_features(session: smtplib.SMTP) -> dict[str, str]:
@@ -69,8 +158,18 @@ def ehlo_features(session: smtplib.SMTP) -> dict[str, str]:
 
 
 def starttls(session: smtplib.SMTP, context: ssl.SSLContext) -> dict[str, str]:
-    """STARTTLS, then EHLO again (RFC 3207); returns the post-TLS features."""
-    session.starttls(context=context)
+    """STARTTLS, then EHLO again (RFC 3207); returns the post-TLS features.
+
+    A handshake that fails for another reason than the server's certificate, or a connection
+    cut during it, is :class:`~probes.errors.CouldNotRun`; a refused certificate propagates.
+    """
+    try:
+        session.starttls(context=context)
+    except (OSError, EOFError) as exc:
+        if not _unreachable(exc):
+            raise
+        raise CouldNotRun(getattr(session, "endpoint", f"{session._host}"),  # noqa: SLF001
+                          "STARTTLS", reason(exc)) from exc
     _note_tls(session)
     return ehlo_features(session)
 
@@ -99,9 +198,14 @@ def marked_message(sender: str, recipient: str, marker: str, subject: str) -> Em
 
 
 def close(session: smtplib.SMTP) -> None:
+    """QUIT (bounded like any exchange) and close; a session past its deadline is closed at
+    once, and closing never raises (it must not mask the check's own outcome)."""
+    if getattr(session, "timed_out", False):
+        session.close()
+        return
     try:
         session.quit()
-    except (smtplib.SMTPException, OSError):
+    except (smtplib.SMTPException, OSError, CouldNotRun):
         session.close()
 
 
@@ -186,3 +290,8 @@ def attempt(session: smtplib.SMTP, context: ssl.SSLContext | None, sender: str, 
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _printable(reply: bytes | str) -> str:
+    """The start of what a non-SMTP server sent, escaped (it may be binary noise)."""
+    return repr(reply[:60])

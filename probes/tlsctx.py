@@ -5,8 +5,10 @@ profile names; a chain to any other CA fails the handshake.
 """
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
+from typing import Callable
 
 from cryptography import x509
 
@@ -34,3 +36,20 @@ def peer_certificate(sock: ssl.SSLSocket) -> x509.Certificate:
     if der is None:
         raise ssl.SSLError("server presented no certificate")
     return x509.load_der_x509_certificate(der)
+
+
+class watched_handshake:  # noqa: N801 - used like the context it stands for
+    """An SSL context stand-in whose ``wrap_socket`` hands the TLS socket to ``watch`` before
+    the handshake, so a deadline's watchdog (outside the main thread) can cut a handshake the
+    server never finishes; smtplib's and imaplib's STARTTLS call only ``wrap_socket``."""
+
+    def __init__(self, context: ssl.SSLContext, watch: Callable[[socket.socket], None]) -> None:
+        self.context, self.watch = context, watch
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: str | None = None
+                    ) -> ssl.SSLSocket:
+        tls = self.context.wrap_socket(sock, server_hostname=server_hostname,
+                                       do_handshake_on_connect=False)
+        self.watch(tls)
+        tls.do_handshake()
+        return tls
