@@ -14,8 +14,8 @@ test. The check passes only when
    missing client certificate explains a TLS alert or a policy reply at MAIL, never "user
    unknown" at RCPT).
 
-Pure: no sockets. Callers turn their protocol's result into an :class:`Outcome` and raise
-``probes.errors.Blocked`` on a blocked verdict.
+Pure: no sockets. Callers turn their protocol's result into an :class:`Outcome`;
+:func:`enforce` raises ``probes.errors.Blocked`` on a blocked verdict.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from probes.errors import Blocked
 
 # How far an attempt can get, in protocol order ("connect" and "starttls" are SMTP's and
 # IMAP's too, "auth"/"login" the credential step, "request" an HTTP call).
@@ -232,3 +234,12 @@ def judge(rule: Rule, attempt: Outcome, control: Outcome) -> Verdict:
                                  f"{both}")
     return Verdict("passed", f"refused without {rule.property} while the control got through: "
                              f"{both}")
+
+
+def enforce(rule: Rule, attempt: Outcome, control: Outcome, endpoint: str) -> Verdict:
+    """:func:`judge`, raising :class:`~probes.errors.Blocked` (an *error*: nothing measured)
+    when the control was refused too; the caller fails the check on a ``failed`` verdict."""
+    verdict = judge(rule, attempt, control)
+    if verdict.kind == "blocked":
+        raise Blocked(endpoint, "control attempt", verdict.message)
+    return verdict

@@ -189,10 +189,7 @@ class Outbox:
         """Log in to the account's mailbox and open its INBOX, *before* sending anything: a
         message sent where it cannot be read back could not be deleted either. Raises
         Blocked (an *error*: nothing was measured, nothing sent)."""
-        try:
-            session = self._session(account)
-        except LoginError as exc:
-            raise Blocked(self.where(), "IMAP login", f"{account[0]}: {imap_reply(exc)}") from exc
+        session = self._session(account)        # a refused LOGIN is Blocked there
         try:
             session.client.select_folder("INBOX")
         except IMAPClientError as exc:
@@ -341,9 +338,7 @@ def judge_refusal(record: Recorder) -> Callable[[refusal.Rule, Outcome, Outcome,
     def judge(rule: refusal.Rule, attempt: Outcome, control: Outcome, where: str) -> None:
         record.measure("refusal_attempt", str(attempt))
         record.measure("control_attempt", f"{control} ({rule.control})")
-        verdict = refusal.judge(rule, attempt, control)
-        if verdict.kind == "blocked":
-            raise Blocked(where, "control attempt", verdict.message)
+        verdict = refusal.enforce(rule, attempt, control, where)
         if verdict.kind == "failed":
             pytest.fail(verdict.message, pytrace=False)
 

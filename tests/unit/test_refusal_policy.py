@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from policy import refusal
-from policy.refusal import Outcome, judge
+from policy.refusal import Outcome, enforce, judge
+from probes.errors import Blocked, CouldNotRun
 
 THROUGH = Outcome("accepted", 250, "2.1.5 Ok")
 USER_UNKNOWN = Outcome("rcpt", 550, "5.1.1 <medecin@lab.mssante.fr>: Recipient address "
@@ -115,3 +116,14 @@ def test_outcome_text() -> None:
     assert str(USER_UNKNOWN).startswith("refused at RCPT (550 5.1.1 ")
     assert str(Outcome("mail", 451, "4.7.0 later", final=False)) == "deferred at MAIL (451 4.7.0 later)"
     assert str(Outcome("accepted", None, "")) == "accepted"
+
+
+def test_enforce_raises_blocked_naming_the_endpoint_and_the_control() -> None:
+    with pytest.raises(Blocked) as blocked:
+        enforce(refusal.SMTP_PASSWORD, Outcome("auth", 535, "5.7.8 no"),
+                Outcome("auth", 535, "5.7.8 no"), "[smtp.submission] mail.example:587")
+    assert isinstance(blocked.value, CouldNotRun)          # reported as *error*
+    assert str(blocked.value).startswith(
+        "blocked: control attempt to [smtp.submission] mail.example:587 failed: cannot tell")
+    assert enforce(refusal.SMTP_PASSWORD, Outcome("auth", 535, "5.7.8 no"),
+                   Outcome("accepted", 235, "ok"), "x").kind == "passed"
