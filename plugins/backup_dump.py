@@ -62,17 +62,22 @@ def _connection(conninfo: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     return ["--no-password", f"--dbname={make_conninfo(**keys)}"], env
 
 
-def dump_database(pg_dump: str, conninfo: dict[str, Any], target: Path, timeout: float) -> None:
-    """pg_dump's custom format, without owners or grants (restorable into any database)."""
+def dump_database(pg_dump: str, conninfo: dict[str, Any], target: Path, timeout: float,
+                  compress: int = 6) -> None:
+    """pg_dump's custom format, without owners or grants (restorable into any database);
+    ``compress=0`` leaves the rows as plain bytes in the archive (the tests edit them)."""
     args, env = _connection(conninfo)
     run_tool([pg_dump, *args, "--format=custom", "--no-owner", "--no-privileges",
-              "--compress=6", f"--file={target}"], timeout, env=env)
+              f"--compress={compress}", f"--file={target}"], timeout, env=env)
 
 
 def check_entries(pg_restore: str, dump: Path, timeout: float = 60) -> int:
     """Refuse an archive with any entry outside the allow-list; returns the entry count."""
-    listing = run_tool([pg_restore, "--list", str(dump)], timeout).stdout.decode(
-        errors="replace")
+    try:
+        listing = run_tool([pg_restore, "--list", str(dump)], timeout).stdout.decode(
+            errors="replace")
+    except BackupError as exc:
+        raise BackupError(f"{dump.name}: not an archive pg_restore can read ({exc})") from exc
     count = 0
     for line in listing.splitlines():
         if not line.strip() or line.startswith(";"):

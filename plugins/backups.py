@@ -82,6 +82,8 @@ REQUIRED = (*DATA_FILES, SUMS, MANIFEST, INFO)
 METADATA = ("version.txt", "git-commit.txt", SUMS, MANIFEST, INFO)      # size-bounded
 BACKUP_ID = re.compile(r"^\d{8}_\d{6}$")
 STATUSES = ("in_progress", "success", "rolled_back", "failed")
+SEED_TEXT_FIELDS = ("version", "previous_version", "date", "deployed_by", "hostname",
+                    "git_commit", "git_branch", "backup_path", "environment")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 # A live restore moves the current public schema aside (so tables a failed release created or
 # renamed do not survive next to the restored ones), restores into a new empty one, then drops
@@ -442,6 +444,9 @@ class Backup:
                               f"({shown(exc, 80)})") from exc
         if not isinstance(value, dict):
             raise BackupError(f"backup {self.id}: {INFO} is not a JSON object")
+        wrong = [k for k in SEED_TEXT_FIELDS if k in value and not isinstance(value[k], str)]
+        if wrong:
+            raise BackupError(f"backup {self.id}: {INFO}: {', '.join(wrong)} must be text")
         if value.get("status") not in STATUSES:
             raise BackupError(f"backup {self.id}: {INFO} status {shown(value.get('status'), 30)}"
                               f" is not one of {', '.join(STATUSES)}")

@@ -35,14 +35,24 @@ def backup_settings(env_profile: Profile) -> backups.Settings:
 
 
 @pytest.fixture(scope="module")
-def latest_backup(backup_settings: backups.Settings) -> backups.Backup:
-    """The newest backup, refused (the test errors) when it is partial or corrupted."""
+def backup_key(env_profile: Profile) -> bytes:
+    """The manifest's HMAC key; unset, the suite cannot run (an error, never a pass)."""
+    try:
+        return backups.hmac_key(env_profile)
+    except backups.KeyMissing as exc:
+        pytest.fail(f"could not run: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def latest_backup(backup_settings: backups.Settings, backup_key: bytes) -> backups.Backup:
+    """The newest backup, refused (the test errors) when it fails verification: partial,
+    corrupted, not authenticated by its HMAC, or holding what a restore must not run."""
     found = backups.list_backups(backup_settings.dir)
     if not found:
         pytest.fail(f"no backup in {backup_settings.dir} (from {backup_settings.dir_origin})",
                     pytrace=False)
     try:
-        backups.verify(found[0])
+        backups.verify(found[0], backup_key, backup_settings)
     except backups.BackupError as exc:
         pytest.fail(f"refusing to restore: {exc}", pytrace=False)
     return found[0]

@@ -1,7 +1,8 @@
 """The seed's monthly test-restore: the latest backup restores to exactly what it recorded.
 
-The backup must first be complete and match its SHA-256 sums (a partial or corrupted one is
-refused before anything is restored). Its database dump is then restored into a scratch
+The backup must first pass verification: complete, matching its SHA-256 sums and its HMAC
+manifest, its dump holding only data entries (a partial, corrupted or tampered one is refused
+before anything is restored). Its database dump is then restored by pg_restore into a scratch
 database and its Redis snapshot loaded by a scratch server; both must equal the fingerprint
 taken when the backup was made: per-table row counts and content checksums, Redis keys and
 values. A backup that cannot be restored identically is not a backup.
@@ -19,14 +20,14 @@ pytestmark = pytest.mark.service("backup")
 
 
 @pytest.mark.requirement("LIFE-BACKUP-INTEGRITY")
-def test_latest_backup_complete_and_intact(backup_settings, record):
+def test_latest_backup_complete_and_intact(backup_settings, backup_key, record):
     found = backups.list_backups(backup_settings.dir)
     assert found, f"no backup in {backup_settings.dir} (from {backup_settings.dir_origin})"
     latest = found[0]
     record.measure("latest backup", latest.id)
     record.measure("size", backups.human_size(latest.size()))
     try:
-        backups.verify(latest)
+        backups.verify(latest, backup_key, backup_settings)
     except backups.BackupError as exc:
         pytest.fail(str(exc), pytrace=False)
 
@@ -34,7 +35,7 @@ def test_latest_backup_complete_and_intact(backup_settings, record):
 @pytest.mark.requirement("SEED-OPS-4")
 def test_database_restores_identically(latest_backup, scratch_postgres, backup_settings, record):
     started = time.monotonic()
-    backups.load_dump(latest_backup.path / "database.sql.gz", scratch_postgres, backup_settings)
+    backups.load_dump(latest_backup.path / "database.dump", scratch_postgres, backup_settings)
     record.measure("database restore", round(time.monotonic() - started, 2), "s")
     with psycopg.connect(**scratch_postgres, connect_timeout=10) as conn:
         restored = backups.database_fingerprint(conn)

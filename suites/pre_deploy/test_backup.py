@@ -1,7 +1,8 @@
 """The last backup is recent and complete: the seed's daily backups really ran.
 
-Complete means every file of the seed's structure present and matching its SHA-256 sums
-(the same verification a restore performs before touching anything).
+Complete means every file of the backup's structure present, matching its SHA-256 sums and
+its HMAC manifest, holding nothing a restore must refuse (the same verification a restore
+performs before touching anything). Without the HMAC key the check cannot run: an error.
 """
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ from plugins import backups
 pytestmark = pytest.mark.service("backup")
 
 
+@pytest.fixture(scope="module")
+def backup_key(env_profile) -> bytes:
+    try:
+        return backups.hmac_key(env_profile)
+    except backups.KeyMissing as exc:
+        pytest.fail(f"could not run: {exc}", pytrace=False)
+
+
 @pytest.mark.requirement("LIFE-PRE-BACKUP")
-def test_latest_backup_recent_and_complete(env_profile, record):
+def test_latest_backup_recent_and_complete(env_profile, backup_key, record):
     cfg = backups.settings(env_profile)
     found = backups.list_backups(cfg.dir)
     assert found, f"no backup in {cfg.dir} (from {cfg.dir_origin})"
@@ -25,7 +34,7 @@ def test_latest_backup_recent_and_complete(env_profile, record):
     record.measure("latest backup", latest.id)
     record.measure("latest backup age", round(age_h, 1), "h")
     try:
-        backups.verify(latest)
+        backups.verify(latest, backup_key, cfg)
     except backups.BackupError as exc:
         pytest.fail(str(exc), pytrace=False)
     assert age_h <= cfg.max_age_h, (

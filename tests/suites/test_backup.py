@@ -7,13 +7,12 @@ fail loudly, listing the difference.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import stat
 import subprocess
 import sys
 
-from plugins import backups
+from plugins import backup_dump, backup_manifest, backups
 from tests.labctl import run_suite
 from tests.suites.backup_lab import lab_profile, platform_lab, redis_pid  # noqa: F401 - fixture
 
@@ -58,7 +57,7 @@ def test_suite_restores_latest_backup_identically(platform_lab, tmp_path):
 
 def test_corrupted_backup_is_refused_before_any_restore(platform_lab, tmp_path):
     backup = platform_lab
-    dump = backup.path / "database.sql.gz"
+    dump = backup.path / "database.dump"
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0x01
     dump.write_bytes(bytes(data))
@@ -66,7 +65,7 @@ def test_corrupted_backup_is_refused_before_any_restore(platform_lab, tmp_path):
 
     restore = backups_cli("--restore", backup.id, "--force")
     assert restore.returncode == 1
-    assert "corrupted: database.sql.gz does not match its SHA-256" in restore.stderr
+    assert "corrupted: database.dump does not match its SHA-256" in restore.stderr
     assert redis_pid() == pid, "Redis was restarted: the restore began"
     assert backups.compare(before, backups.fingerprint(lab_profile())) == []
 
@@ -99,15 +98,23 @@ def test_restore_without_confirmation_is_refused(platform_lab):
     assert "confirmation needed" in restore.stderr
 
 
+def resign(backup: backups.Backup) -> None:
+    """Recompute SHA256SUMS and the HMAC manifest with the lab's key, as only the key's holder
+    can: the backup passes verification whatever was changed."""
+    files = {n: backup_manifest.file_digest(backup.path / n) for n in backups.DATA_FILES}
+    (backup.path / "SHA256SUMS").write_text("".join(f"{files[n][1]}  {n}\n" for n in files))
+    (backup.path / "MANIFEST.hmac").write_text(
+        backup_manifest.sign(backups.hmac_key(lab_profile()), backup.id, files))
+
+
 def test_live_restore_fails_loudly_on_any_difference(platform_lab):
-    """A fingerprint that no longer matches what the backup holds (sums recomputed, so the
-    backup itself passes its integrity check): the restore runs, then reports the difference."""
+    """A fingerprint that no longer matches what the backup holds (re-signed with the key, so
+    the backup itself passes verification): the restore runs, then reports the difference."""
     backup = platform_lab
     recorded = backup.fingerprint()
     recorded["database"]["public.users"]["rows"] += 1
     (backup.path / "fingerprint.json").write_text(json.dumps(recorded))
-    sums = "".join(f"{backups.sha256_file(backup.path / n)}  {n}\n" for n in backups.DATA_FILES)
-    (backup.path / "SHA256SUMS").write_text(sums)
+    resign(backup)
 
     restore = backups_cli("--restore", backup.id, "--force")
     assert restore.returncode == 1, restore.stdout
@@ -117,14 +124,18 @@ def test_live_restore_fails_loudly_on_any_difference(platform_lab):
 
 
 def test_scratch_restore_detects_a_dump_that_differs(platform_lab, tmp_path):
-    """The test-restore compares content, not only row counts: one changed value is caught."""
+    """The test-restore compares content, not only row counts: one changed value is caught.
+    The dump is re-made uncompressed (its rows are then plain bytes in the archive), one value
+    changed in place, and the backup re-signed with the key."""
     backup = platform_lab
-    dump = backup.path / "database.sql.gz"
-    text = gzip.decompress(dump.read_bytes()).decode()
-    assert text.count("Medecin Test") == 1
-    dump.write_bytes(gzip.compress(text.replace("Medecin Test", "Medecin Tset").encode()))
-    sums = "".join(f"{backups.sha256_file(backup.path / n)}  {n}\n" for n in backups.DATA_FILES)
-    (backup.path / "SHA256SUMS").write_text(sums)
+    dump = backup.path / "database.dump"
+    cfg = backups.settings(lab_profile())
+    backup_dump.dump_database(cfg.tool("pg_dump"), backups.pg_params(lab_profile(), 10),
+                                      dump, 60, compress=0)
+    data = dump.read_bytes()
+    assert data.count(b"Medecin Test") == 1
+    dump.write_bytes(data.replace(b"Medecin Test", b"Medecin Tset"))
+    resign(backup)
 
     run = run_suite("suites/backup", tmp_path=tmp_path)
     outcome = run.outcomes()["suites/backup/test_restore.py::test_database_restores_identically"]
