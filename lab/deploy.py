@@ -93,9 +93,13 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
                timeout=30, env=env).stdout.strip()
 
 
+UPSTREAM_FORMAT = b"upstream-2"     # bumped when build_upstream changes: rebuilt everywhere
+
+
 def _releases_digest() -> str:
-    """SHA-256 over every release file (links followed): the upstream is rebuilt when it moves."""
-    digest = hashlib.sha256()
+    """SHA-256 over every release file (links followed) and the build format: the upstream is
+    rebuilt when either moves."""
+    digest = hashlib.sha256(UPSTREAM_FORMAT)
     for path in sorted(p for p in RELEASES_DIR.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(RELEASES_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -117,6 +121,10 @@ def build_upstream() -> bool:
         shutil.copytree(release.path, upstream, dirs_exist_ok=True, symlinks=False)
         date = f"@{FIRST_RELEASE_DATE + index * 86400} +0000"
         env = {**GIT_IDENTITY, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+        # A fresh index, so every file is hashed again: copytree keeps mtimes and a rewritten
+        # file often gets the same inode, so git's stat cache took 1.1.0's VERSION (same size,
+        # same mtime as 1.0.0's, copied the same second) for unchanged, and v1.1.0 said 1.0.0.
+        git(upstream, "read-tree", "--empty")
         git(upstream, "add", "--all")
         git(upstream, "commit", "--quiet", "-m", f"Release {release.version}", env=env)
         git(upstream, "tag", release.tag)

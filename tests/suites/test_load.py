@@ -1,5 +1,6 @@
 """suites/load against the real lab: opt-in, green when good, red on a broken lab or an
-impossible threshold, merged statistics with local locust workers, refused under xdist.
+impossible threshold, merged statistics with local locust workers, refused under xdist, and
+refused on a production-kind profile without --confirm-prod (before anything is sent).
 
 Every run uses a profile of seconds (``--load-run-time``, ``--load-set``), never the seed's
 five minutes.
@@ -13,6 +14,8 @@ import sys
 import pytest
 
 from tests.labctl import REPO, run_suite
+from tests.plugin.test_cli import pytest_run
+from tests.profile_variants import lab_variant
 
 SUITE = "suites/load"
 T = "suites/load/test_load.py::"
@@ -44,6 +47,25 @@ def test_refused_under_xdist():
                           text=True, timeout=120)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "--load cannot run under pytest-xdist" in proc.stderr
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_production_needs_confirm_prod(tmp_path, xdist):
+    """No lab needed: the refusal comes before collection, so nothing can be sent."""
+    profile = lab_variant(tmp_path, "labprod", {'kind = "test"': 'kind = "production"'})
+    reports = tmp_path / "reports"
+    proc = pytest_run(SUITE, "--env", str(profile), *SHORT, *xdist, "--reports-dir",
+                      str(reports))
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    refusal = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert refusal == ["ERROR: --load on labprod (production) needs --confirm-prod: it puts "
+                       "real load on the platform and sends real mail; nothing was sent"], refusal
+    assert "collected" not in proc.stdout and not (reports / "load").exists()
+    # With the confirmation the refusal is gone (collected only here: no load is sent).
+    confirmed = pytest_run(SUITE, "--env", str(profile), *SHORT, "--confirm-prod",
+                           "--collect-only", "-q", "--reports-dir", str(reports))
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+    assert "3 tests collected" in confirmed.stdout
 
 
 def test_good_lab_passes_with_reports_and_chart(good_lab, tmp_path):
