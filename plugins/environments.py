@@ -4,6 +4,9 @@ The profile is loaded in ``pytest_configure`` so a bad profile stops the run wit
 before collection. Settings precedence follows pytest-django: CLI > environment variable
 (``MSSANTE_ENV``) > nothing (an explicit choice is required: there is no silent default
 against a platform).
+
+The secrets the selected suites need are checked there too (:data:`SUITE_SECRETS`): an unset
+variable named by the profile is the same one line, not a failure in the middle of the run.
 """
 from __future__ import annotations
 
@@ -16,6 +19,19 @@ from plugins.profile import Profile, ProfileError, Section
 
 PROFILE_KEY = pytest.StashKey[Profile]()
 ORIGIN_KEY = pytest.StashKey[str]()
+SUITES = Path(__file__).resolve().parent.parent / "suites"
+# Suite folder -> the profile sections whose secrets (string `*_env` keys; "mailboxes": every
+# [[mailboxes]] password_env) its checks read. Selecting any path inside a folder (or suites/
+# itself: all of them) makes those secrets required before the run starts; suites not listed
+# read none. A section the profile does not declare needs nothing (its checks are skipped).
+SUITE_SECRETS: dict[str, tuple[str, ...]] = {
+    "smoke": ("postgres", "redis"),
+    "post_deploy": ("api", "mailboxes", "postgres", "redis"),
+    "mail": ("mailboxes",),
+    "load": ("mailboxes",),
+    "pre_deploy": ("postgres", "backup"),
+    "backup": ("backup",),
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,14 +43,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="turn warnings (e.g. certificate under 30 days) into failures")
 
 
-def _needs_profile(config: pytest.Config) -> bool:
-    """Suites need a profile; the suite's own tests (tests/) do not."""
-    suites = (Path(__file__).resolve().parent.parent / "suites").resolve()
+def selected_suites(config: pytest.Config) -> list[str]:
+    """The suite folders the command line selects (``suites/`` itself: every one); empty for
+    the suite's own tests (tests/)."""
+    selected: list[str] = []
     for arg in config.args:
         path = Path(str(config.invocation_params.dir), arg.split("::")[0]).resolve()
-        if path == suites or suites in path.parents:
-            return True
-    return False
+        if path == SUITES:
+            return sorted(p.name for p in SUITES.iterdir() if p.is_dir() and p.name[0] != "_")
+        if SUITES in path.parents:
+            folder = path.relative_to(SUITES).parts[0]
+            if folder not in selected:
+                selected.append(folder)
+    return selected
+
+
+def _require_secrets(profile: Profile, suites: list[str]) -> None:
+    """ProfileError naming the first secret a selected suite needs that is not set."""
+    for suite in suites:
+        profiles.require_secrets(profile, SUITE_SECRETS.get(suite, ()), f"suites/{suite}")
 
 
 def configure(config: pytest.Config) -> None:
@@ -43,13 +70,14 @@ def configure(config: pytest.Config) -> None:
     if not name and os.environ.get("MSSANTE_ENV"):
         name, origin = os.environ["MSSANTE_ENV"], "environment (MSSANTE_ENV)"
     if not name:
-        if _needs_profile(config):
+        if selected_suites(config):          # suites need a profile, tests/ do not
             raise pytest.UsageError(
                 f"no environment: pass --env NAME (one of {', '.join(profiles.available())}) "
                 "or set MSSANTE_ENV")
         return
     try:
         config.stash[PROFILE_KEY] = profiles.load(name)
+        _require_secrets(config.stash[PROFILE_KEY], selected_suites(config))
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[ORIGIN_KEY] = origin

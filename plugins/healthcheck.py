@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = profiles.load(args.env)
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 4                        # bad input, as pytest's usage errors
     settings = profile.data.get("healthcheck", {})
     threshold = args.threshold or settings.get("error_threshold", DEFAULT_THRESHOLD)
     output = args.output or profile.path_of("healthcheck", "output") or DEFAULT_OUTPUT

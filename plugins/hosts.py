@@ -42,33 +42,16 @@ class HostSpec:
 
 
 def host_specs(profile: Profile) -> list[HostSpec]:
-    """``[[hosts]]`` entries, validated; relative paths resolve against the profile's folder
-    (they only make sense on ``local://``: give absolute paths for remote hosts)."""
+    """``[[hosts]]`` entries (validated when the profile loads: plugins/profile.py ARRAYS);
+    relative paths resolve against the profile's folder (they only make sense on
+    ``local://``: give absolute paths for remote hosts)."""
     specs = []
-    for index, entry in enumerate(profile.data.get("hosts", [])):
-        where = f"{profile.path}: [[hosts]] #{index + 1}"
-        for key in ("name", "connection"):
-            if not isinstance(entry.get(key), str):
-                raise ProfileError(f"{where} missing string key '{key}'")
-        unknown = set(entry) - {"name", "connection", "ports", *LIST_KEYS}
-        if unknown:
-            raise ProfileError(f"{where} unknown key '{sorted(unknown)[0]}'")
-        lists: dict[str, tuple[str, ...]] = {}
-        for key in LIST_KEYS:
-            value = entry.get(key, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ProfileError(f"{where} key '{key}' must be a list of strings")
-            if key in ("key_files", "disk_paths"):
-                value = [str((profile.path.parent / v).resolve()) for v in value]
-            lists[key] = tuple(value)
-        ports = []
-        for port in entry.get("ports", []):
-            if not (isinstance(port, dict) and isinstance(port.get("port"), int)
-                    and isinstance(port.get("process"), str)):
-                raise ProfileError(f"{where} key 'ports' entries must be "
-                                   "{ port = <int>, process = \"<name>\" }")
-            ports.append(Port(port["port"], port["process"]))
-        specs.append(HostSpec(entry["name"], entry["connection"], ports=tuple(ports), **lists))
+    for entry in profile.data.get("hosts", []):
+        lists = {key: tuple(entry.get(key, ())) for key in LIST_KEYS}
+        for key in ("key_files", "disk_paths"):
+            lists[key] = tuple(str((profile.path.parent / v).resolve()) for v in lists[key])
+        ports = tuple(Port(port["port"], port["process"]) for port in entry.get("ports", []))
+        specs.append(HostSpec(entry["name"], entry["connection"], ports=ports, **lists))
     return specs
 
 

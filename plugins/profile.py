@@ -6,14 +6,17 @@ naming the file and the key, raised before a single test runs.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from plugins import profile_values as values
 from plugins.envfile import parse_env_file
 from probes.secret import Mailbox, Secret
 
@@ -23,6 +26,9 @@ LOAD_KEYS: dict[str, type | tuple[type, ...]] = {
     "users": int, "spawn_rate": (int, float), "run_time_s": (int, float), "smtp_messages": int,
     "p95_ms": (int, float), "max_failure_ratio": (int, float), "min_rps": (int, float)}
 # section -> {key: expected type}; keys listed in REQUIRED must be present when the section is.
+# Nothing else is accepted, at any depth: an unknown section or key is a ProfileError (a typo
+# must not quietly turn checks into "not configured"). bool is never an int here. What a value
+# must be beyond its type is in CHECKS below.
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "environment": {"name": str, "description": str, "kind": str, "env_file": str,
                     "domains": list, "required_env": list, "allow_outbound": bool},
@@ -54,11 +60,11 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "load.smtp": LOAD_KEYS,
     "load.imap": LOAD_KEYS,
     "healthcheck": {"error_threshold": int, "output": str},
-    # [[certificates.files]] entries ({name, cert, key, ...}) are validated by plugins/tls_audit.py.
-    "certificates": {"files": list},
+    # [[certificates.files]] entries: see ARRAYS.
+    "certificates": {},
     # Deployment lifecycle (plugins/lifecycle.py, opt-in with --deploy): the platform's git
     # checkout, the commands run on the [[hosts]] entry named by `host` ({python}, {version}
-    # placeholders) and the bounds of each wait. [[hosts]] is validated by plugins/hosts.py.
+    # placeholders) and the bounds of each wait. [[hosts]]: see ARRAYS.
     "lifecycle": {"source_dir": str, "host": str, "deploy_command": str,
                   "rollback_command": str, "migrate_command": str,
                   "maintenance_on_command": str, "maintenance_off_command": str,
@@ -70,7 +76,23 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
                "redis_restore_command": str, "pg_bin": str, "timeout_s": (int, float),
                "hmac_key_env": str},
 }
+# Arrays of tables, entry key -> expected type as in SCHEMA: [[mailboxes]] (test accounts),
+# [[hosts]] (testinfra connections, plugins/hosts.py) with their inline `ports` tables,
+# [[certificates.files]] (certificate/key files on disk, plugins/tls_audit.py).
+ARRAYS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "mailboxes": {"address": str, "password_env": str},
+    "hosts": {"name": str, "connection": str, "processes": list, "services": list,
+              "key_files": list, "disk_paths": list},
+    "hosts.ports": {"port": int, "process": str},
+    "certificates.files": {"name": str, "cert": str, "key": str, "chain": str, "hosts": list,
+                           "client_auth": bool},
+}
+UNIQUE: dict[str, str] = {"hosts": "name", "certificates.files": "name"}
 REQUIRED: dict[str, tuple[str, ...]] = {
+    "mailboxes": ("address", "password_env"),
+    "hosts": ("name", "connection"),
+    "hosts.ports": ("port", "process"),
+    "certificates.files": ("name", "cert", "key"),
     "environment": ("name", "kind"),
     "api": ("url",),
     "frontend": ("url",),
@@ -92,6 +114,37 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "whitelist_max_age_h": 24, "http_timeout_s": 10, "connect_timeout_s": 10,
 }
 KINDS = ("test", "production")
+# Placeholders each command template may use (plugins/commands.py fills them in); any other
+# `*_command` key may use {python} only.
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "deploy_command": ("python", "version"), "rollback_command": ("python", "version"),
+    "redis_restore_command": ("python", "rdb"),
+}
+_HOSTS = values.each(values.host, "host names or IP addresses")
+# What a value must be beyond its type (plugins/profile_values.py), by "section.key" (array
+# entries: "hosts.name") or by key name. A key with no entry follows its name: *_s, *_h, *_ms,
+# *_days, *_gb are time-outs, ages and thresholds (> 0); *_env names an environment variable;
+# *_command is a command template (PLACEHOLDERS). Every list holds strings.
+CHECKS: dict[str, values.Check] = {
+    "port": values.port, "host": values.host, "url": values.url, "address": values.email,
+    "admin_email": values.email,
+    "environment.name": values.name, "environment.kind": values.one_of(*KINDS),
+    "environment.domains": _HOSTS,
+    "environment.required_env": values.each(values.env_var, "environment variable names"),
+    **{f"{section}.tls": values.one_of("starttls", "implicit", "none")
+       for section in ("smtp.submission", "smtp.mx", "imap", "imaps")},
+    "smtp.mx.peer_domain": values.host, "smtp.mx.rogue_domain": values.host,
+    "smtp.submission.min_size": values.positive, "smtp.submission.max_size": values.positive,
+    **{f"{section}.{key}": values.positive for section in ("load", "load.api", "load.smtp", "load.imap")
+       for key in ("users", "spawn_rate", "smtp_messages", "min_rps")},
+    **{f"{section}.max_failure_ratio": values.ratio
+       for section in ("load", "load.api", "load.smtp", "load.imap")},
+    "healthcheck.error_threshold": values.positive,
+    "lifecycle.host": values.name,                 # a [[hosts]] name (checked against them)
+    "hosts.name": values.name, "hosts.connection": values.connection,
+    "certificates.files.name": values.name, "certificates.files.hosts": _HOSTS,
+}
+POSITIVE_SUFFIXES = ("_s", "_h", "_ms", "_days", "_gb")
 
 
 class ProfileError(Exception):
@@ -274,35 +327,159 @@ def load(name_or_path: str) -> Profile:
     return profile
 
 
+def require_secrets(profile: Profile, sections: Collection[str], needed_by: str) -> None:
+    """ProfileError for the first secret a run needs that is not set: a string ``*_env`` key of
+    one of ``sections`` ("mailboxes" stands for every [[mailboxes]] ``password_env``) naming a
+    variable set neither in the environment nor in the profile's env_file. Called before any
+    test runs, so a missing secret is one line (exit 4), not a failure in the middle of a run.
+    """
+    advice = (f"needed by {needed_by}; set it in the environment or in the file named by "
+              "[environment] env_file")
+    for section in sections:
+        if section == "mailboxes":
+            for number, entry in enumerate(profile.data.get("mailboxes", []), 1):
+                if not profile.lookup_env(entry["password_env"]):
+                    raise ProfileError(
+                        f"{profile.path}: [[mailboxes]] #{number} ({entry['address']}) key "
+                        f"'password_env': environment variable {entry['password_env']} is not "
+                        f"set ({advice})")
+            continue
+        for key, var in (_lookup(profile.data, section) or {}).items():
+            if key.endswith("_env") and isinstance(var, str) and not profile.lookup_env(var):
+                raise ProfileError(f"{profile.path}: [{section}] key '{key}': environment "
+                                   f"variable {var} is not set ({advice})")
+
+
 def _validate(path: Path, data: dict[str, Any]) -> None:
     if "environment" not in data:
         raise ProfileError(f"{path}: missing table [environment]")
     for dotted in _secret_like_keys(data):
         raise ProfileError(f"{path}: secrets must not be written in a profile: '{dotted}' "
                            f"(use '<key>_env' naming an environment variable)")
-    for section, keys in SCHEMA.items():
-        table = _lookup(data, section)
-        if table is None:
-            continue
-        for key in REQUIRED.get(section, ()):
-            if key not in table:
-                raise ProfileError(f"{path}: [{section}] missing key '{key}'")
-        for key, expected in keys.items():
-            if key in table and not isinstance(table[key], expected):
-                wanted = getattr(expected, "__name__", None) or "/".join(t.__name__ for t in expected)
-                raise ProfileError(f"{path}: [{section}] key '{key}' must be {wanted}, "
-                                   f"got {type(table[key]).__name__}")
-        for key, value in table.items():
-            if key not in keys and not isinstance(value, dict) and not isinstance(value, list):
-                raise ProfileError(f"{path}: [{section}] unknown key '{key}'")
-    kind = data["environment"]["kind"]
-    if kind not in KINDS:
-        raise ProfileError(f"{path}: [environment] key 'kind' must be one of {', '.join(KINDS)}, "
-                           f"got '{kind}'")
-    for index, mailbox in enumerate(data.get("mailboxes", [])):
-        for key in ("address", "password_env"):
-            if key not in mailbox:
-                raise ProfileError(f"{path}: [[mailboxes]] #{index + 1} missing key '{key}'")
+    _check_table(path, "", "", data)
+    wanted = _lookup(data, "lifecycle") and data["lifecycle"].get("host")
+    names = [entry["name"] for entry in data.get("hosts", [])]
+    if wanted and wanted not in names:
+        raise ProfileError(f"{path}: [lifecycle] key 'host' must name a [[hosts]] entry "
+                           f"({', '.join(names) or 'none declared'}), got '{wanted}'")
+
+
+def _known_children(dotted: str) -> dict[str, str]:
+    """Sections and arrays directly below ``dotted`` ("" is the top): short name -> dotted."""
+    prefix = f"{dotted}." if dotted else ""
+    children = {}
+    for full in (*SCHEMA, *ARRAYS):
+        if full.startswith(prefix) and full != dotted:
+            short = full[len(prefix):].split(".")[0]
+            children[short] = prefix + short
+    return children
+
+
+def _check_table(path: Path, dotted: str, where: str, table: dict[str, Any]) -> None:
+    """One table (a section, or an entry of an array: ``dotted`` in ARRAYS), recursively.
+
+    ``where`` prefixes every problem: "[api]" for a section, "[[hosts]] #1:" for an entry.
+    """
+    keys = ARRAYS[dotted] if dotted in ARRAYS else SCHEMA.get(dotted, {})
+    children = _known_children(dotted) if dotted not in ARRAYS else {
+        short: full for short, full in _known_children(dotted).items() if full in ARRAYS}
+    for key, value in table.items():
+        child = f"{dotted}.{key}" if dotted else key
+        if key in children and child in ARRAYS:
+            label = f"[[{child}]]" if not dotted else f"{where.rstrip(':')} {key}"
+            _check_array(path, child, label, value)
+        elif key in children:
+            if not isinstance(value, dict):
+                raise ProfileError(f"{path}: [{child}] must be a table, got "
+                                   f"{_type_name(value)}")
+            _check_table(path, child, f"[{child}]", value)
+        elif key in keys:
+            _check_value(path, where, dotted, key, value, keys[key])
+        else:
+            raise ProfileError(f"{path}: {_unknown(dotted, where, key, value, keys, children)}")
+    for key in REQUIRED.get(dotted, ()):
+        if key not in table:
+            raise ProfileError(f"{path}: {where} missing key '{key}'")
+
+
+def _check_array(path: Path, dotted: str, label: str, entries: Any) -> None:
+    keys = ARRAYS[dotted]
+    if not isinstance(entries, list):
+        raise ProfileError(f"{path}: {label} must be an array of tables ({{{', '.join(keys)}}}), "
+                           f"got {_type_name(entries)}")
+    seen: dict[Any, int] = {}
+    for number, entry in enumerate(entries, 1):
+        where = f"{label} #{number}:"
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{path}: {where} must be a table {{{', '.join(keys)}}}, got "
+                               f"{_type_name(entry)}")
+        _check_table(path, dotted, where, entry)
+        unique = UNIQUE.get(dotted)
+        if unique is not None:
+            if entry[unique] in seen:
+                raise ProfileError(f"{path}: {where} key '{unique}' must be unique, "
+                                   f"'{entry[unique]}' is also #{seen[entry[unique]]}")
+            seen[entry[unique]] = number
+
+
+def _check_value(path: Path, where: str, dotted: str, key: str, value: Any,
+                 expected: type | tuple[type, ...]) -> None:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ProfileError(f"{path}: {where} key '{key}' must be "
+                           f"{'/'.join(t.__name__ for t in types)}, got {_type_name(value)}")
+    if isinstance(value, list):
+        for index, item in enumerate(value, 1):
+            if not isinstance(item, str):
+                raise ProfileError(f"{path}: {where} key '{key}' must be a list of strings; "
+                                   f"item {index} is {_type_name(item)}")
+    check = _value_check(dotted, key)
+    problem = check(value) if check is not None else None
+    if problem:
+        raise ProfileError(f"{path}: {where} key '{key}' {problem}")
+
+
+def _value_check(dotted: str, key: str) -> values.Check | None:
+    """CHECKS by "section.key", then by key, then by the key's naming convention."""
+    found = CHECKS.get(f"{dotted}.{key}", CHECKS.get(key))
+    if found is not None:
+        return found
+    if key.endswith(POSITIVE_SUFFIXES):
+        return values.positive
+    if key.endswith("_env"):
+        return values.env_var
+    if key.endswith("_command"):
+        return values.command(PLACEHOLDERS.get(key, ("python",)))
+    return None
+
+
+def _unknown(dotted: str, where: str, key: str, value: Any, keys: Collection[str],
+             children: Collection[str]) -> str:
+    """The one line for a key nobody reads, with the closest known name or the known ones."""
+    is_table = isinstance(value, dict) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value))
+    full = f"{dotted}.{key}" if dotted else key
+    if is_table and not where.endswith(":"):
+        known = {short: f"[[{name}]]" if name in ARRAYS else f"[{name}]"
+                 for short, name in ((c, f"{dotted}.{c}" if dotted else c) for c in children)}
+        what = (f"unknown section [{full}]" if isinstance(value, dict)
+                else f"unknown array of tables [[{full}]]")
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = (f"did you mean {known[close[0]]}?" if close else
+                f"known: {', '.join(known.values())}" if known else f"[{dotted}] has no sub-sections")
+        return f"{what} ({hint})"
+    known = [*keys, *children]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    hint = (f"did you mean '{close[0]}'?" if close else
+            f"expected one of: {', '.join(known)}" if known else "this table takes no keys")
+    if not dotted:
+        return f"unknown top-level key '{key}' ({hint}; keys belong in a [section])"
+    return f"{where} unknown key '{key}' ({hint})"
+
+
+def _type_name(value: Any) -> str:
+    """Python's names (int, str, bool...), TOML's for tables and arrays."""
+    return {dict: "table", list: "array"}.get(type(value), type(value).__name__)
 
 
 def _secret_like_keys(node: Any, prefix: str = "") -> list[str]:

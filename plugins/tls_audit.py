@@ -3,7 +3,8 @@
 - ``--tls-policy PATH``: the TLS policy file. Precedence as for every setting: command line >
   the profile's ``[policy] tls`` > the shipped ANSSI policy. It is loaded at configure time, so
   a malformed file is one usage-error line ("file: key: problem") before any test runs.
-- The profile's ``[certificates] files``: certificate/key files on disk, validated the same way.
+- The profile's ``[[certificates.files]]``: certificate/key files on disk (validated with the
+  profile).
 - One sslyze scan per TLS endpoint per run, shared by every rule test and by the certificate
   suite: the ``tls_scanner`` fixture reads or fills the run's scan cache
   (``reports/evidence/<run>/tls/<endpoint>.json``, which is also the evidence file). xdist
@@ -15,7 +16,6 @@
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ import pytest
 from plugins import environments
 from plugins.endpoints import Endpoint, tls_endpoints
 from plugins.outcomes import Recorder
-from plugins.profile import Profile, ProfileError
+from plugins.profile import Profile
 from plugins.run import RunInfo
 from policy.tls import PolicyError, TlsPolicy, load_policy
 from probes.tls_scan import TlsEndpoint, TlsScan, scan_cached
@@ -85,10 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[POLICY_ORIGIN_KEY] = chosen[1]
     profile = environments.get_profile(config)
     if profile is not None:
-        try:
-            config.stash[FILES_KEY] = certificate_files(profile)
-        except ProfileError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        config.stash[FILES_KEY] = certificate_files(profile)
 
 
 def get_policy(config: pytest.Config) -> TlsPolicy | None:
@@ -118,40 +115,15 @@ class CertificateFile:
     client_auth: bool = False
 
 
-_FILE_KEYS: dict[str, type] = {"name": str, "cert": str, "key": str, "chain": str,
-                               "hosts": list, "client_auth": bool}
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
 def certificate_files(profile: Profile) -> list[CertificateFile]:
-    """The profile's ``[certificates] files``; any problem is a ProfileError naming the entry."""
-    section = profile.data.get("certificates", {})
-    entries = section.get("files", []) if isinstance(section, dict) else []
-    where = f"{profile.path}: [certificates] files"
-    files: list[CertificateFile] = []
-    for number, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict):
-            raise ProfileError(f"{where} #{number}: expected a table {{name, cert, key}}")
-        for key in ("name", "cert", "key"):
-            if key not in entry:
-                raise ProfileError(f"{where} #{number}: missing key '{key}'")
-        for key, value in entry.items():
-            if key not in _FILE_KEYS:
-                raise ProfileError(f"{where} #{number}: unknown key '{key}' (expected "
-                                   f"{', '.join(_FILE_KEYS)})")
-            if not isinstance(value, _FILE_KEYS[key]) or (
-                    key == "hosts" and not all(isinstance(h, str) for h in value)):
-                wanted = "a list of strings" if key == "hosts" else _FILE_KEYS[key].__name__
-                raise ProfileError(f"{where} #{number}: key '{key}' must be {wanted}")
-        if not _SAFE_NAME.match(entry["name"]) or any(f.name == entry["name"] for f in files):
-            raise ProfileError(f"{where} #{number}: name '{entry['name']}' must be unique and "
-                               "use letters, digits, '.', '_', '-'")
-        base = profile.path.parent
-        files.append(CertificateFile(
-            entry["name"], (base / entry["cert"]).resolve(), (base / entry["key"]).resolve(),
-            (base / entry["chain"]).resolve() if "chain" in entry else None,
-            tuple(entry.get("hosts", ())), entry.get("client_auth", False)))
-    return files
+    """The profile's ``[[certificates.files]]`` (validated when the profile loads:
+    plugins/profile.py ARRAYS), paths resolved against the profile's folder."""
+    base = profile.path.parent
+    return [CertificateFile(
+        entry["name"], (base / entry["cert"]).resolve(), (base / entry["key"]).resolve(),
+        (base / entry["chain"]).resolve() if "chain" in entry else None,
+        tuple(entry.get("hosts", ())), entry.get("client_auth", False))
+        for entry in (profile.data.get("certificates") or {}).get("files", [])]
 
 
 def get_certificate_files(config: pytest.Config) -> list[CertificateFile]:

@@ -99,3 +99,192 @@ def test_mailboxes_come_with_their_passwords_or_name_the_missing_variable(tmp_pa
     with pytest.raises(RuntimeError, match=r"BOX_A_PASSWORD \(mailbox a@t.fr\) is not set"):
         profile.load(str(path)).mailboxes()
     assert profile.load(str(write(tmp_path, MINIMAL))).mailboxes() == []
+
+
+# --- strict at every depth (issue 14 item 3); subprocess runs: tests/plugin/test_profile_errors.py
+
+def refused(tmp_path: Path, text: str) -> str:
+    """The one-line ProfileError a profile gets (the file is always named first)."""
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as error:
+        profile.load(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    return message[len(f"{path}: "):]
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ('[redis]\nhost = "h"\nport = 86036\n', "[redis] key 'port' must be a port 1-65535, got 86036"),
+    ('[redis]\nhost = "h"\nport = 0\n', "[redis] key 'port' must be a port 1-65535, got 0"),
+    ('[redis]\nhost = "h"\nport = true\n', "[redis] key 'port' must be int, got bool"),
+    ('[redis]\nhost = "h"\nport = 6379.0\n', "[redis] key 'port' must be int, got float"),
+    ('[redis]\nhost = "my host"\nport = 1\n', "[redis] key 'host' must be a host name"),
+    ('[redis]\nhost = "redis://h"\nport = 1\n', "[redis] key 'host' must be a host name"),
+    ('[redis]\nhost = "h/x"\nport = 1\n', "[redis] key 'host' must be a host name"),
+    ('[redis]\nhost = "1.2.3.999"\nport = 1\n', "[redis] key 'host' must be a host name"),
+    ('[api]\nurl = "api.example.fr"\n', "[api] key 'url' must be an https:// or http:// URL"),
+    ('[api]\nurl = "ftp://api.example.fr"\n', "[api] key 'url' must be an https:// or http:// URL"),
+    ('[api]\nurl = "https://api.example.fr:99999"\n', "[api] key 'url' must have a port 1-65535"),
+    ('[api]\nurl = "https://api.example.fr:0"\n', "[api] key 'url' must have a port 1-65535"),
+    ('[api]\nurl = "https://bad host.fr"\n', "[api] key 'url' must be a URL without spaces"),
+    ('[api]\nurl = "https://:443"\n', "[api] key 'url' must have a host name"),
+    ('[thresholds]\nhttp_timeout_s = 0\n', "[thresholds] key 'http_timeout_s' must be a number greater than 0"),
+    ('[thresholds]\nconnect_timeout_s = -1.5\n', "[thresholds] key 'connect_timeout_s' must be a number greater than 0"),
+    ('[thresholds]\nconnect_timeout_s = nan\n', "[thresholds] key 'connect_timeout_s' must be a number greater than 0"),
+    ('[thresholds]\ncert_fail_days = 0\n', "[thresholds] key 'cert_fail_days' must be a number greater than 0"),
+    ('[backup]\ndir = "b"\ntimeout_s = inf\n', "[backup] key 'timeout_s' must be a number greater than 0, got inf"),
+    ('[load]\np95_ms = 1\nmax_failure_ratio = 1.5\nmin_rps = 1\n', "[load] key 'max_failure_ratio' must be a ratio"),
+    ('[load]\np95_ms = 1\nmax_failure_ratio = 0\nmin_rps = 1\nusers = 0\n', "[load] key 'users' must be a number greater than 0"),
+    ('[rediss]\nhost = "h"\n', "unknown section [rediss] (did you mean [redis]?)"),
+    ('[smtp.mxx]\nhost = "h"\n', "unknown section [smtp.mxx] (did you mean [smtp.mx]?)"),
+    ('[smtp]\nhost = "h"\n', "[smtp] unknown key 'host' (expected one of: submission, mx)"),
+    ('[load.soap]\nusers = 1\n', "unknown section [load.soap] (known: [load.api], [load.smtp], [load.imap])"),
+    ('[[mailboxs]]\naddress = "a@t.fr"\n', "unknown array of tables [[mailboxs]] (did you mean [[mailboxes]]?)"),
+    ('[imap]\nhost = "h"\nport = 1\nrequired_capabilites = ["IDLE"]\n',
+     "[imap] unknown key 'required_capabilites' (did you mean 'required_capabilities'?)"),
+    ('[imap]\nhost = "h"\nport = 1\nrequired_capabilities = ["IDLE", 1]\n',
+     "[imap] key 'required_capabilities' must be a list of strings; item 2 is int"),
+    ('[imap]\nhost = "h"\nport = 1\ntls = "ssl"\n', "[imap] key 'tls' must be one of starttls, implicit, none"),
+    ('[redis]\nhost = "h"\nport = 1\npassword_env = "MY-VAR"\n', "[redis] key 'password_env' must name an environment variable"),
+    ('[certificates]\nfiles = "x"\n', "[certificates] files must be an array of tables"),
+    ('[certificates]\nfiles = [1]\n', "[certificates] files #1: must be a table {name, cert, key"),
+    ('[[certificates.files]]\nname = "a"\ncert = "c"\n', "[certificates] files #1: missing key 'key'"),
+    ('[[certificates.files]]\nname = "a/b"\ncert = "c"\nkey = "k"\n', "[certificates] files #1: key 'name' must use only"),
+    ('[[certificates.files]]\nname = "a"\ncert = "c"\nkey = "k"\nhosts = ["a b"]\n',
+     "[certificates] files #1: key 'hosts' must be a list of host names or IP addresses; item 1"),
+    ('[[certificates.files]]\nname = "a"\ncert = "c"\nkey = "k"\n[[certificates.files]]\nname = "a"\n'
+     'cert = "c"\nkey = "k"\n', "[certificates] files #2: key 'name' must be unique, 'a' is also #1"),
+    ('[[mailboxes]]\naddress = "a@t.fr"\n', "[[mailboxes]] #1: missing key 'password_env'"),
+    ('[[mailboxes]]\naddress = "a@t.fr"\npassword_env = "P"\nnote = "x"\n', "[[mailboxes]] #1: unknown key 'note'"),
+    ('[[mailboxes]]\naddress = "not an address"\npassword_env = "P"\n', "[[mailboxes]] #1: key 'address' must be an e-mail address"),
+    ('[[hosts]]\nname = "p"\nconnection = "local://"\nports = [{ port = 1, process = "x", pid = 3 }]\n',
+     "[[hosts]] #1 ports #1: unknown key 'pid'"),
+    ('[[hosts]]\nname = "p"\nconnection = "local://"\nports = [{ port = 70000, process = "x" }]\n',
+     "[[hosts]] #1 ports #1: key 'port' must be a port 1-65535, got 70000"),
+    ('[[hosts]]\nname = "p"\nconnection = "local://"\nports = [25]\n', "[[hosts]] #1 ports #1: must be a table {port, process}, got int"),
+    ('[[hosts]]\nname = "p"\nconnection = "ftp://h"\n', "[[hosts]] #1: key 'connection' must be a testinfra connection"),
+    ('[[hosts]]\nname = "p"\nconnection = "ssh://deploy:hunter2@h"\n', "[[hosts]] #1: key 'connection' must not carry a password"),
+    ('[lifecycle]\nhost = "nowhere"\ndeploy_command = "d {version}"\nrollback_command = "r {version}"\n',
+     "[lifecycle] key 'host' must name a [[hosts]] entry (none declared), got 'nowhere'"),
+    ('[lifecycle]\ndeploy_command = "d \'{version}\'"\nrollback_command = "r"\n',
+     "[lifecycle] key 'deploy_command' must not quote a placeholder ({version} inside quotes)"),
+    ('[lifecycle]\ndeploy_command = \'d --tag="v{version}"\'\nrollback_command = "r"\n',
+     "[lifecycle] key 'deploy_command' must not quote a placeholder ({version} inside quotes)"),
+    ('[lifecycle]\ndeploy_command = "d {verison}"\nrollback_command = "r"\n',
+     "[lifecycle] key 'deploy_command' has unknown placeholder {verison} (expected: {python}, {version})"),
+    ('[lifecycle]\ndeploy_command = "d \'{version}"\nrollback_command = "r"\n',
+     "[lifecycle] key 'deploy_command' must be a command line that splits with shlex (No closing quotation)"),
+    ('[lifecycle]\ndeploy_command = "  "\nrollback_command = "r"\n', "[lifecycle] key 'deploy_command' must be a non-empty command"),
+    ('[backup]\ndir = "b"\nredis_restore_command = "cp \\"{rdb}\\" /x"\n',
+     "[backup] key 'redis_restore_command' must not quote a placeholder ({rdb} inside quotes)"),
+    ('colour = "blue"\n', "unknown top-level key 'colour'"),
+    ('hosts = { name = "p" }\n', "[[hosts]] must be an array of tables"),
+    ('trust = "x"\n', "[trust] must be a table, got str"),
+])
+def test_strict_profile_problems_are_one_line(tmp_path, extra, expected):
+    text = extra + MINIMAL if not extra.startswith("[") else MINIMAL + "\n" + extra
+    assert refused(tmp_path, text).startswith(expected), refused(tmp_path, text)
+
+
+@pytest.mark.parametrize(("environment", "expected"), [
+    ('environment = "lab"\n', "[environment] must be a table, got str"),
+    ('[environment]\nname = "../.."\nkind = "test"\n', "[environment] key 'name' must use only letters"),
+    ('[environment]\nname = ".."\nkind = "test"\n', "[environment] key 'name' must use only letters"),
+    ('[environment]\nname = "a b"\nkind = "test"\n', "[environment] key 'name' must use only letters"),
+    ('[environment]\nname = "t"\nkind = "test"\ndomains = [1]\n', "[environment] key 'domains' must be a list of strings"),
+    ('[environment]\nname = "t"\nkind = "test"\ndomains = ["a b.fr"]\n', "[environment] key 'domains' must be a list of host names"),
+    ('[environment]\nname = "t"\nkind = "test"\nallow_outbound = 1\n', "[environment] key 'allow_outbound' must be bool, got int"),
+    ('[environment]\nname = "t"\nkind = "test"\nnmae = "x"\n', "[environment] unknown key 'nmae' (did you mean 'name'?)"),
+])
+def test_environment_table_problems(tmp_path, environment, expected):
+    assert refused(tmp_path, environment).startswith(expected)
+
+
+def test_url_credentials_are_refused_without_showing_them(tmp_path):
+    for url in ("https://admin:Pw-visible-9@api.example.fr", "admin:Pw-visible-9@api.example.fr",
+                "https://admin@api.example.fr"):
+        message = refused(tmp_path, MINIMAL + f'\n[api]\nurl = "{url}"\n')
+        assert message.startswith("[api] key 'url' must not carry credentials"), message
+        assert "Pw-visible-9" not in message and "admin" not in message
+
+
+def test_good_values_are_kept_as_written(tmp_path):
+    loaded = profile.load(str(write(tmp_path, MINIMAL + """
+[api]
+url = "https://[::1]:8443/base"
+[redis]
+host = "2001:db8::1"
+port = 65535
+[postgres]
+host = "db_1.internal."
+port = 1
+dbname = "d"
+user = "u"
+[lifecycle]
+deploy_command = "{python} -m deploy --tag={version} $HOME 'literal {braces' \\"x\\""
+rollback_command = "sh -c 'cd /opt && ./rollback.sh \\"$1\\"' sh {version}"
+command_timeout_s = 0.5
+""")))
+    assert loaded.section("lifecycle")["command_timeout_s"] == 0.5
+    assert loaded.section("redis")["port"] == 65535
+
+
+def test_lifecycle_host_names_a_hosts_entry(tmp_path):
+    hosts = '[[hosts]]\nname = "platform"\nconnection = "local://"\n'
+    lifecycle = '[lifecycle]\nhost = "{}"\ndeploy_command = "d"\nrollback_command = "r"\n'
+    assert profile.load(str(write(tmp_path, MINIMAL + lifecycle.format("platform") + hosts)))
+    assert refused(tmp_path, MINIMAL + lifecycle.format("platfrom") + hosts) == (
+        "[lifecycle] key 'host' must name a [[hosts]] entry (platform), got 'platfrom'")
+    assert refused(tmp_path, MINIMAL + hosts + hosts).startswith(
+        "[[hosts]] #2: key 'name' must be unique, 'platform' is also #1")
+
+
+def test_every_schema_key_has_a_known_type():
+    """SCHEMA stays declarative: each key maps to a type or a tuple of types (lists are strings)."""
+    for table in (*profile.SCHEMA.values(), *profile.ARRAYS.values()):
+        for expected in table.values():
+            for kind in expected if isinstance(expected, tuple) else (expected,):
+                assert kind in (str, int, float, bool, list), expected
+
+
+def test_secrets_needed_by_selected_suites(tmp_path, monkeypatch):
+    (tmp_path / "s.env").write_text("FROM_FILE=x1\n")
+    monkeypatch.setenv("FROM_ENV", "x2")
+    monkeypatch.delenv("NEVER_SET", raising=False)
+    path = write(tmp_path, MINIMAL.replace('kind = "test"', 'kind = "test"\nenv_file = "s.env"') + """
+[redis]
+host = "h"
+port = 1
+password_env = "FROM_FILE"
+[postgres]
+host = "h"
+port = 1
+dbname = "d"
+user = "u"
+password_env = "NEVER_SET"
+[[mailboxes]]
+address = "a@t.fr"
+password_env = "FROM_ENV"
+[[mailboxes]]
+address = "b@t.fr"
+password_env = "NEVER_SET"
+""")
+    loaded = profile.load(str(path))          # loading alone never needs a secret
+    profile.require_secrets(loaded, ("redis", "grafana", "api"), "suites/x")
+    with pytest.raises(ProfileError) as error:
+        profile.require_secrets(loaded, ("redis", "postgres"), "suites/smoke")
+    assert str(error.value).startswith(
+        f"{path}: [postgres] key 'password_env': environment variable NEVER_SET is not set "
+        "(needed by suites/smoke;")
+    with pytest.raises(ProfileError, match=r"\[\[mailboxes\]\] #2 \(b@t.fr\) key 'password_env': "
+                                           r"environment variable NEVER_SET is not set"):
+        profile.require_secrets(loaded, ("mailboxes",), "suites/mail")
+
+
+def test_suite_secrets_name_real_suites_and_sections():
+    from plugins.environments import SUITES, SUITE_SECRETS
+
+    for suite, sections in SUITE_SECRETS.items():
+        assert (SUITES / suite).is_dir(), suite
+        for section in sections:
+            assert section in profile.SCHEMA or section in profile.ARRAYS, section
