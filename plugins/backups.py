@@ -705,7 +705,7 @@ def _redis_problems(argv: list[str], spec: hosts.HostSpec) -> list[str]:
         found = commands.run(spec.connection, ["sh", "-c", 'command -v "$1"', "sh", argv[0]], 10)
     except Exception as exc:            # testinfra: any backend failure means not reachable
         return [f"host {spec.name}: not reachable to restore Redis ({shown(exc, 200)})"]
-    if found.rc != 0:
+    if found.rc != 0 or not found.stdout.strip().startswith("/"):      # a program, no builtin
         return [f"host {spec.name}: redis restore program {shown(argv[0], 80)} not found"]
     return []
 
@@ -821,7 +821,7 @@ def restore(profile: Profile, backup: Backup, check: bool = True,
                  f"{time.monotonic() - started:.1f}s")
     try:
         result = commands.run(plan.host.connection, plan.redis_argv, cfg.timeout_s)
-    except commands.CommandTimedOut as exc:
+    except (commands.CommandTimedOut, OSError) as exc:
         raise BackupError(f"redis restore command: {exc}") from exc
     if result.rc != 0:
         raise BackupError(redaction.redact(f"redis restore command failed ({result.rc}): "

@@ -131,7 +131,7 @@ def test_scratch_restore_detects_a_dump_that_differs(platform_lab, tmp_path):
     dump = backup.path / "database.dump"
     cfg = backups.settings(lab_profile())
     backup_dump.dump_database(cfg.tool("pg_dump"), backups.pg_params(lab_profile(), 10),
-                                      dump, 60, compress=0)
+                              dump, 60, compress=0)
     data = dump.read_bytes()
     assert data.count(b"Medecin Test") == 1
     dump.write_bytes(data.replace(b"Medecin Test", b"Medecin Tset"))
