@@ -32,7 +32,7 @@ from plugins.profile import Profile
 from plugins.redaction import redact
 from plugins.reporting import COLLECTOR_KEY, Collector
 from plugins.results import CheckResult
-from plugins.targets import http_client
+from probes.http import http_client
 
 MANIFEST = "manifest.sha256"
 HTML_REPORT = "evidence.html"

@@ -7,6 +7,12 @@ file shape included, but each service must speak its protocol: the API's health 
 ``ok``, the front end serves its page, SMTP submission and IMAP complete a STARTTLS handshake
 against the profile's IGC Santé anchors. Targets come from the same profile as the suites.
 
+Bounded, always: each probe runs under its deadline (``[thresholds] http_timeout_s`` /
+``connect_timeout_s``) for its whole exchange, the four side by side; the round gives up a probe
+still running 2 s past the longest deadline (recorded as could-not-run), and the alert post is
+one more bounded exchange. So a silent, trickling or garbage-sending target costs one deadline,
+and ``health-status.json`` is written every time.
+
 Exit status: 0 healthy, 1 degraded, 2 usage or profile error (one line naming file and key).
 The seed's cron line becomes::
 
@@ -20,8 +26,8 @@ import datetime as dt
 import json
 import os
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -30,9 +36,9 @@ from plugins import profile as profiles
 from plugins.profile import NotConfigured, Profile, ProfileError
 from plugins.redaction import redact
 from plugins.run import REPORTS_DIR
-from plugins.targets import http_client
-from probes import smtp
+from probes import http, smtp
 from probes.imap import ImapSession
+from probes.http import http_client
 from probes.monitoring import post_alert
 from probes.tlsctx import client_context
 
@@ -52,8 +58,7 @@ class ServiceHealth:
 def _check_api(profile: Profile, timeouts: dict[str, float]) -> str:
     section = profile.section("api")
     path = section.get("health_path", "/health")
-    with http_client(section, timeouts["http"]) as client:
-        response = client.get(path)
+    response = http.get(section, timeouts["http"], path)
     if response.status_code != 200:
         raise RuntimeError(f"{path} answered {response.status_code}")
     status = response.json().get("status")
@@ -64,8 +69,7 @@ def _check_api(profile: Profile, timeouts: dict[str, float]) -> str:
 
 def _check_frontend(profile: Profile, timeouts: dict[str, float]) -> str:
     section = profile.section("frontend")
-    with http_client(section, timeouts["http"]) as client:
-        response = client.get("/")
+    response = http.get(section, timeouts["http"], "/")
     if response.status_code != 200:
         raise RuntimeError(f"/ answered {response.status_code}")
     expected = section.get("expect_text")
@@ -98,10 +102,13 @@ def _check_imap(profile: Profile, timeouts: dict[str, float]) -> str:
     return "CAPABILITY, STARTTLS ok"
 
 
-# The seed's four services, in its order and with its names.
+# The seed's four services, in its order and with its names, and the section each one probes.
 CHECKS: dict[str, Callable[[Profile, dict[str, float]], str]] = {
     "API": _check_api, "Frontend": _check_frontend, "SMTP": _check_smtp, "IMAP": _check_imap,
 }
+SECTIONS = {"API": "api", "Frontend": "frontend", "SMTP": "smtp.submission", "IMAP": "imap"}
+# How long past the longest probe deadline the round waits before it gives a probe up.
+GRACE_S = 2.0
 
 
 def _run_one(name: str, check: Callable[[Profile, dict[str, float]], str], profile: Profile,
@@ -116,14 +123,43 @@ def _run_one(name: str, check: Callable[[Profile, dict[str, float]], str], profi
     return ServiceHealth(name, ok, redact(detail), round((time.monotonic() - started) * 1000, 1))
 
 
+def round_bound(profile: Profile) -> float:
+    """The longest the round of checks may take: its slowest probe's deadline, plus grace."""
+    return max(profile.threshold("http_timeout_s"), profile.threshold("connect_timeout_s")) \
+        + GRACE_S
+
+
 def check_services(profile: Profile) -> list[ServiceHealth]:
-    """Run the checks concurrently: the whole round takes one time-out at worst, not four."""
+    """Run the checks side by side: the whole round takes one deadline at worst, not four.
+
+    Each probe bounds its own exchange; the round still waits at most :func:`round_bound`, so
+    a probe that overstays (whatever it is stuck in) is recorded as could-not-run and left
+    behind in its daemon thread: the status file is written on time all the same.
+    """
     timeouts = {"http": profile.threshold("http_timeout_s"),
                 "connect": profile.threshold("connect_timeout_s")}
-    with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
-        futures = [pool.submit(_run_one, name, check, profile, timeouts)
-                   for name, check in CHECKS.items()]
-        return [future.result() for future in futures]
+    bound = round_bound(profile)
+    results: dict[str, ServiceHealth] = {}
+
+    def run(name: str, check: Callable[[Profile, dict[str, float]], str]) -> None:
+        results[name] = _run_one(name, check, profile, timeouts)
+
+    workers = [threading.Thread(target=run, args=item, name=f"health-{item[0]}", daemon=True)
+               for item in CHECKS.items()]
+    for worker in workers:
+        worker.start()
+    ends = time.monotonic() + bound
+    for worker in workers:
+        worker.join(max(ends - time.monotonic(), 0))
+    return [results.get(name) or _overstayed(profile, name, bound) for name in CHECKS]
+
+
+def _overstayed(profile: Profile, name: str, bound: float) -> ServiceHealth:
+    section = profile.data.get(SECTIONS[name], {})
+    endpoint = section.get("url") or f"{section.get('host')}:{section.get('port')}"
+    return ServiceHealth(name, False, redact(f"could not run: {endpoint}: {name} check: no "
+                                             f"complete answer within {bound:g} s"),
+                         round(bound * 1000, 1))
 
 
 def alert_for(profile: Profile, failing: list[ServiceHealth], now: dt.datetime) -> dict[str, Any]:
@@ -195,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold = args.threshold or settings.get("error_threshold", DEFAULT_THRESHOLD)
     output = args.output or profile.path_of("healthcheck", "output") or DEFAULT_OUTPUT
     now = dt.datetime.now(dt.timezone.utc).astimezone()
+    started = time.monotonic()
     services = check_services(profile)
     document = status_document(profile, services, threshold, now)
     for service in services:
@@ -207,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"⚠️ {document['errors']} services en erreur - alerte NON envoyée: "
                   f"{document['alert']['error']}", file=sys.stderr)
+    document["duration_s"] = round(time.monotonic() - started, 1)
     write_atomically(output, document)
     print(f"{document['status']} ({document['errors']} errors) → {output}")
     return 0 if document["status"] == "healthy" else 1

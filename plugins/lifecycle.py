@@ -45,6 +45,7 @@ from plugins.outcomes import wait_until
 from plugins.profile import NotConfigured, Profile, ProfileError
 from plugins.targets import http_client
 from probes.deadline import DeadlineExceeded, deadline
+from probes.errors import CouldNotRun
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOYMENT_KEY = "mssante_deployment"
@@ -525,7 +526,7 @@ class Lifecycle:
         for _ in range(API_SAMPLES):
             try:
                 self._api(path)
-            except (httpx.HTTPError, DeadlineExceeded):
+            except (httpx.HTTPError, CouldNotRun):   # refused, timed out: no sample
                 return
 
     def _out_dir(self) -> Path:

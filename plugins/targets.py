@@ -10,18 +10,9 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from plugins.profile import Profile, Section
+from plugins.profile import Profile
 from probes.secret import Mailbox, Secret
-from probes.tlsctx import client_context
-
-
-def http_client(section: Section, timeout: float) -> httpx.Client:
-    """An httpx client for a profile section with ``url`` (and optional ``ca_file``)."""
-    url = section["url"]
-    verify: object = True
-    if url.startswith("https://"):
-        verify = client_context(section.path("ca_file")) if section.get("ca_file") else True
-    return httpx.Client(base_url=url, verify=verify, timeout=timeout, follow_redirects=False)
+from probes.http import http_client
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 Both the monitoring suite and the health-check command talk to these services; this module is
 the one place that knows their endpoints and JSON shapes (Prometheus HTTP API v1, Alertmanager
 API v2, Grafana ``/api/health``). Callers pass an ``httpx.Client`` bound to the service's base
-URL with a bounded time-out (:func:`plugins.targets.http_client`).
+URL, bounded for each whole exchange (:func:`probes.http.http_client`): an unreachable or
+trickling service raises :class:`~probes.errors.CouldNotRun` naming the URL and the step.
 """
 from __future__ import annotations
 

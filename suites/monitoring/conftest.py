@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from plugins.profile import Profile
-from plugins.targets import http_client
+from probes.http import http_client
 
 
 def _client(env_profile: Profile, section: str, timeouts: dict[str, float]) -> Iterator[httpx.Client]:

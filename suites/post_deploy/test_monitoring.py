@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.targets import http_client
+from probes.http import http_client
 
 
 @pytest.mark.service("prometheus")

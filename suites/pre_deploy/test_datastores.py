@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from plugins import backups
+from probes import postgres
 
 
 @pytest.mark.service("postgres")
 @pytest.mark.requirement("SEED-TECH-6")
 def test_postgres_reachable(env_profile, timeouts, record):
-    with backups.pg_connect(env_profile, timeouts["connect"]) as conn:
-        assert conn.execute("SELECT 1").fetchone() == (1,)
-        record.measure("postgres server version", conn.info.server_version)
+    one, (version,) = postgres.fetch(env_profile.section("postgres"), timeouts["connect"],
+                                     "SELECT 1", "SHOW server_version_num")
+    assert one == (1,)
+    record.measure("postgres server version", int(version))

@@ -6,11 +6,10 @@ answer PING after authenticating.
 """
 from __future__ import annotations
 
-import psycopg
 import pytest
-import redis
 
-from probes import smtp
+from probes import postgres, smtp
+from probes import redis as redis_probe
 from probes.imap import ImapSession
 from probes.tlsctx import client_context
 
@@ -52,21 +51,10 @@ def test_imap_capability_starttls(target, timeouts):
 
 @pytest.mark.service("postgres")
 def test_postgres_select_1(target, timeouts):
-    section = target("postgres")
-    with psycopg.connect(host=section["host"], port=section["port"], dbname=section["dbname"],
-                         user=section["user"], password=section.secret("password"),
-                         connect_timeout=int(timeouts["connect"])) as conn:
-        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert postgres.fetch(target("postgres"), timeouts["connect"], "SELECT 1") == [(1,)]
 
 
 @pytest.mark.service("redis")
 def test_redis_ping_with_auth(target, timeouts):
-    section = target("redis")
-    client = redis.Redis(host=section["host"], port=section["port"],
-                         password=section.secret("password"),
-                         socket_timeout=timeouts["connect"],
-                         socket_connect_timeout=timeouts["connect"])
-    try:
-        assert client.ping() is True
-    finally:
-        client.close()
+    with redis_probe.client_for(target("redis"), timeouts["connect"]) as client:
+        assert redis_probe.ping(client, timeouts["connect"]) is True

@@ -10,9 +10,11 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import httpx
+import pytest
 
 from probes.monitoring import alerts
 from tests.labctl import REPO
@@ -101,3 +103,32 @@ def test_usage_errors_are_one_line():
     proc = healthcheck("--env", "nowhere")
     assert proc.returncode == 4                  # a bad profile: as pytest, exit 4
     assert proc.stderr.count("\n") == 1 and "nowhere.toml" in proc.stderr
+
+
+def _pointed_at(target, alertmanager) -> dict[str, str]:
+    """Every service of the lab profile, and Alertmanager, at hostile loopback servers."""
+    where = f'host = "{target.host}"\nport = {target.port}'
+    return {'url = "https://localhost:10443"': f'url = "{target.url}"',
+            'url = "https://localhost:10444"': f'url = "{target.url}"',
+            '[smtp.submission]\nhost = "localhost"\nport = 10587': f"[smtp.submission]\n{where}",
+            '[imap]\nhost = "localhost"\nport = 10143': f"[imap]\n{where}",
+            'url = "http://127.0.0.1:10093"': f'url = "{alertmanager.url}"'}
+
+
+@pytest.mark.parametrize("kind", ["tarpit", "http-header-trickle"])
+def test_hostile_targets_end_in_time_with_a_status_file(hostile, tmp_path, kind):
+    """Silent or trickling targets, and a silent Alertmanager: each probe and the alert post
+    are cut at their deadline (5 s in the lab profile), the status file is written."""
+    profile = lab_variant(tmp_path, f"hc-{kind}", _pointed_at(hostile(kind), hostile("tarpit")))
+    output = tmp_path / "health-status.json"
+    started = time.monotonic()
+    proc = healthcheck("--env", str(profile), "--output", str(output), "--threshold", "1")
+    elapsed = time.monotonic() - started
+    assert elapsed < 30, f"health check took {elapsed:.1f}s"
+    status = json.loads(output.read_text())
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert (status["status"], status["errors"]) == ("degraded", 4), status
+    assert not any(s["ok"] for s in status["services"]), status["services"]
+    assert all("could not run" in s["detail"] for s in status["services"]), status["services"]
+    assert status["alert"]["sent"] is False
+    assert "no complete answer within 5 s" in status["alert"]["error"], status["alert"]
