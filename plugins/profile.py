@@ -18,6 +18,7 @@ import pytest
 
 from plugins import profile_values as values
 from plugins.envfile import parse_env_file
+from probes.errors import SecretNotSet
 from probes.secret import Mailbox, Secret
 
 ENV_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "environments"
@@ -197,8 +198,8 @@ class Section:
             raise NotConfigured(self.profile.name, f"[{self.name}] {key}_env")
         value = self.profile.lookup_env(var)
         if not value:
-            raise RuntimeError(f"environment variable {var} (named by [{self.name}] {key}_env in "
-                               f"{self.profile.path.name}) is not set")
+            raise SecretNotSet(f"[{self.name}] {key}_env", var,
+                               f"named by [{self.name}] {key}_env in {self.profile.path.name}")
         return Secret(value)
 
 
@@ -245,8 +246,8 @@ class Profile:
         for entry in self.data.get("mailboxes", []):
             password = self.lookup_env(entry["password_env"])
             if not password:
-                raise RuntimeError(f"environment variable {entry['password_env']} (mailbox "
-                                   f"{entry['address']}) is not set")
+                raise SecretNotSet("[[mailboxes]] password_env", entry["password_env"],
+                                   f"mailbox {entry['address']}")
             accounts.append(Mailbox(entry["address"], Secret(password, user=entry["address"])))
         return accounts
 

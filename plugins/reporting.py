@@ -7,10 +7,13 @@ partial record; the summary is written at the end.
 """
 from __future__ import annotations
 
+import errno
 import getpass
 import html
+import imaplib
 import json
 import platform
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -18,7 +21,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 import psycopg
@@ -28,30 +31,77 @@ import redis
 from plugins import environments, redaction, run
 from plugins.results import CheckResult, counts, merge
 from plugins.summary_md import render, verdict
+from probes.errors import CouldNotRun
 
-# Exceptions meaning "the check could not run" (target unreachable, timed out): reported as
-# *error*, distinct from a failed check (DESIGN §7).
+# Exceptions meaning "the check could not run" (target unreachable, timed out, no answer in
+# its protocol, a TLS handshake stopped for a non-certificate reason, a secret not set):
+# reported as *error*, distinct from a failed check (DESIGN §7). The probes raise CouldNotRun
+# themselves; the rest is what a library may still let through.
 UNREACHABLE: tuple[type[BaseException], ...] = (
-    ConnectionError, TimeoutError, socket.timeout, httpx.TransportError,
-    redis.ConnectionError, psycopg.OperationalError)
+    CouldNotRun, ConnectionError, TimeoutError, socket.gaierror, socket.herror, EOFError,
+    ssl.SSLError, httpx.TransportError, redis.ConnectionError, redis.TimeoutError,
+    redis.exceptions.InvalidResponse, psycopg.OperationalError)
+# Transport errnos a bare OSError carries (no route, network down, ...).
+UNREACHABLE_ERRNO = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED,
+                               errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN,
+                               errno.ENETDOWN, errno.ETIMEDOUT, errno.EPIPE})
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
 TOOLS = ("pytest", "pytest-xdist", "pytest-html", "sslyze", "cryptography", "httpx",
          "psycopg", "redis", "imapclient", "locust")
 
 
 def could_not_run(exc: BaseException) -> bool:
-    """The target could not be reached, so the check measured nothing: an *error*. A refused
-    certificate is not that: the service answered with a certificate clients must reject, a
-    failure of the platform however the client library wraps it (httpx turns it into a
-    ConnectError)."""
-    if not isinstance(exc, UNREACHABLE):
+    """The check measured nothing (target unreachable, time-out, DNS, no protocol answer, TLS
+    handshake stopped for a non-certificate reason, secret not set): an *error*.
+
+    A refused certificate is not that: the service answered with a certificate clients must
+    reject, a failure of the platform however the client library wraps it (httpx turns it
+    into a ConnectError), so an ``ssl.SSLCertVerificationError`` anywhere in the chain makes
+    it *failed*. smtplib and imaplib report a transport failure in their protocol exceptions:
+    an SMTP disconnection or an IMAP abort counts when a socket error or time-out is behind it,
+    not when the server hung up after answering (that is its behaviour, measured). pytest-timeout's
+    own kill ("Timeout >N s") is a time-out too.
+    """
+    if _refused_certificate(exc):
         return False
+    if isinstance(exc, pytest.fail.Exception):
+        return str(exc).startswith("Timeout >")
+    if isinstance(exc, smtplib.SMTPException):
+        return isinstance(exc, smtplib.SMTPServerDisconnected) and _transport_behind(exc)
+    if isinstance(exc, imaplib.IMAP4.abort):
+        return str(exc).startswith("socket error") or _transport_behind(exc)
+    if isinstance(exc, UNREACHABLE):
+        return True
+    return isinstance(exc, OSError) and exc.errno in UNREACHABLE_ERRNO
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from (or during); a CouldNotRun only counts what it was
+    explicitly raised from (clean-up in a ``finally`` must not change its meaning)."""
     seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return False
-        seen = seen.__cause__ or seen.__context__
-    return True
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        yield seen
+        seen = seen.__cause__ if isinstance(seen, CouldNotRun) else (
+            seen.__cause__ or seen.__context__)
+
+
+def _refused_certificate(exc: BaseException) -> bool:
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(exc))
+
+
+def _transport_behind(exc: BaseException) -> bool:
+    """smtplib/imaplib say "... timed out" or wrap the socket error (as context)."""
+    if "timed out" in str(exc):
+        return True
+    return any(could_not_run(e) for e in list(_chain(exc))[1:])
+
+
+def is_could_not_run(report: pytest.TestReport) -> bool:
+    """A failed call report that :func:`pytest_runtest_makereport` marked "could not run"."""
+    return report.when == "call" and report.failed and any(
+        name == "could_not_run" for name, _ in getattr(report, "user_properties", ()))
 
 
 def _is_controller(config: pytest.Config) -> bool:
@@ -149,8 +199,54 @@ class Collector:
                                     "junit.xml, report.html)")
 
 
+class JunitCouldNotRun:
+    """Writes a could-not-run check as ``<error>`` in junit.xml, not ``<failure>``.
+
+    pytest's junitxml decides by the phase alone: a failed *call* is a ``<failure>``, a failed
+    setup/teardown an ``<error>``, and it has no hook to say otherwise. Rewriting the report's
+    phase (``report.when = "setup"``) would lie to every other consumer ("ERROR at setup of"),
+    so instead, right after junitxml has recorded the call (``trylast``), the element it just
+    added for this test is renamed ``error`` and junitxml's counters moved from failures to
+    errors, which its ``testsuite`` totals are written from. junitxml keeps these in
+    ``_pytest.junitxml`` (``xml_key``, ``LogXML.node_reporter``, ``.nodes``, ``.stats``):
+    stable since pytest 6; if they are missing the element stays a failure (and the unit test
+    of this class says so).
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not is_could_not_run(report):
+            return
+        from _pytest import junitxml  # noqa: PLC0415 - private module, only for this rename
+
+        xml = self.config.stash.get(junitxml.xml_key, None)
+        if xml is None:
+            return
+        for node in reversed(xml.node_reporter(report).nodes):
+            if node.tag == "failure":
+                node.tag = "error"
+                node.set("message", "could not run: " + node.get("message", ""))
+                xml.stats["failure"] -= 1
+                xml.stats["error"] += 1
+                return
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """pytest's own terminal line: a could-not-run check is ``E``/``ERROR`` (counted in
+    "N errors", listed under ERRORS as "ERROR at call of ..."), never ``F``/``FAILED``; the
+    exit code is 1 either way."""
+    if is_could_not_run(report):
+        return "error", "E", "ERROR"
+    return None
+
+
 def configure(config: pytest.Config) -> None:
     """Default JUnit/HTML paths into the run folder before those plugins read them."""
+    if _is_controller(config):
+        config.pluginmanager.register(JunitCouldNotRun(config), "mssante-junit-could-not-run")
     profile = environments.get_profile(config)
     if profile is None or not _is_controller(config) or config.option.collectonly:
         return

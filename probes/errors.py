@@ -44,3 +44,12 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"DNS: {exc}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class SecretNotSet(CouldNotRun):
+    """The environment variable a profile names for a secret is not set: nothing can be
+    measured without it (an *error*, never a failure of the platform)."""
+
+    def __init__(self, key: str, variable: str, where: str) -> None:
+        super().__init__(key, "secret", f"environment variable {variable} ({where}) is not set")
+        self.variable = variable

@@ -7,6 +7,7 @@ import pytest
 
 from plugins import profile
 from plugins.profile import NotConfigured, ProfileError
+from probes.errors import SecretNotSet
 
 MINIMAL = """
 [environment]
@@ -86,7 +87,7 @@ def test_secret_from_environment_wins_over_env_file(tmp_path, monkeypatch):
 def test_unset_secret_is_an_error_naming_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("NOPE_SECRET", raising=False)
     path = write(tmp_path, MINIMAL + '\n[redis]\nhost = "h"\nport = 1\npassword_env = "NOPE_SECRET"\n')
-    with pytest.raises(RuntimeError, match=r"NOPE_SECRET \(named by \[redis\] password_env"):
+    with pytest.raises(SecretNotSet, match=r"NOPE_SECRET \(named by \[redis\] password_env"):
         profile.load(str(path)).section("redis").secret("password")
 
 
@@ -96,7 +97,7 @@ def test_mailboxes_come_with_their_passwords_or_name_the_missing_variable(tmp_pa
     monkeypatch.setenv("BOX_A_PASSWORD", "pw-a-123")
     assert profile.load(str(path)).mailboxes() == [("a@t.fr", "pw-a-123")]
     monkeypatch.delenv("BOX_A_PASSWORD")
-    with pytest.raises(RuntimeError, match=r"BOX_A_PASSWORD \(mailbox a@t.fr\) is not set"):
+    with pytest.raises(SecretNotSet, match=r"BOX_A_PASSWORD \(mailbox a@t.fr\) is not set"):
         profile.load(str(path)).mailboxes()
     assert profile.load(str(write(tmp_path, MINIMAL))).mailboxes() == []
 
