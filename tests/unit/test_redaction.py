@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import base64
 import html
+import imaplib
 import json
 import logging
 import re
+import smtplib
 import subprocess
 import sys
 import textwrap
 import time
 from urllib.parse import quote, quote_plus
 
+import psycopg
 import pytest
 
 from probes import redaction
 from probes.secret import Mailbox, Secret
+from probes.tlsctx import client_context
 from tests.labctl import REPO
+from tests.support.fake_servers import accepting_platform
 
 LONG = "Zq8+Hq4/rT8yL3vN&w#k"       # base64- and URL-significant characters on purpose
 USER = "b@example.fr"
@@ -151,6 +156,24 @@ def test_fast_enough_for_a_run():
     assert time.perf_counter() - started < 0.5
 
 
+def test_profile_registers_every_secret_it_names_when_it_loads(tmp_path, monkeypatch):
+    """Every process (an xdist controller too) masks what a profile names, read or not."""
+    (tmp_path / "secrets.env").write_text("T_FILE_ONLY=file-only-value-1\nT_MB=mailbox-pw-1\n")
+    path = tmp_path / "t.toml"
+    path.write_text('[environment]\nname = "t"\nkind = "test"\nenv_file = "secrets.env"\n'
+                    '[redis]\nhost = "127.0.0.1"\nport = 6379\npassword_env = "T_REDIS"\n'
+                    '[[mailboxes]]\naddress = "a@t.fr"\npassword_env = "T_MB"\n')
+    monkeypatch.setenv("T_REDIS", "redis-pw-1")
+    from plugins import profile as profiles
+
+    loaded = profiles.load(str(path))
+    assert {"file-only-value-1", "mailbox-pw-1", "redis-pw-1"} <= redaction.known()
+    plain = base64.b64encode(b"\0a@t.fr\0mailbox-pw-1").decode()
+    assert redaction.redact(plain) == "[REDACTED]"
+    assert "mailbox-pw-1" not in repr(loaded.mailboxes()) + repr(loaded)
+    assert "redis-pw-1" not in repr(loaded.section("redis").secret("password"))
+
+
 # --- Secret -------------------------------------------------------------------------------------
 def test_secret_repr_is_masked_and_value_still_usable():
     secret = Secret("pw-" + LONG)
@@ -207,3 +230,21 @@ def test_secret_never_shown_by_pytest(tmp_path):
     assert "4 failed" in full and "password-secret" in full, full[-3000:]
     assert "(a secret is never shown or diffed)" in full
     assert not leaks(full, secret), full[-3000:]
+
+
+def test_secret_is_sent_as_its_value_by_smtplib_imaplib_and_psycopg():
+    """The clients build AUTH PLAIN with %s, quote LOGIN's password as text, write the
+    conninfo string: all must see the value (the fakes echo what they received)."""
+    secret = Secret("Cl1ent+Value/&#%-x")
+    with accepting_platform("unused-token") as fake:
+        context = client_context(fake.ca_file)
+        with smtplib.SMTP("127.0.0.1", fake.smtp_port, timeout=10) as session:
+            session.starttls(context=context)
+            code, reply = session.login("a@t.fr", secret)
+        assert code == 235 and f"password {str(secret)} " in reply.decode()
+        imap = imaplib.IMAP4("127.0.0.1", fake.imap_port, timeout=10)
+        imap.starttls(context)
+        status, answer = imap.login("a@t.fr", secret)
+        imap.logout()
+        assert status == "OK" and f'"{str(secret)}"'.encode() in answer[0]
+    assert f"password={str(secret)}" in psycopg.conninfo.make_conninfo(password=secret).replace("'", "")
