@@ -9,13 +9,14 @@ never import plugins). This plugin applies them where pytest writes:
   scrubbed in place (pytest's structure kept), or replaced by its redacted text if scrubbing
   missed anything; captured output and ``user_properties`` are scrubbed too;
 - the handlers of pytest's logging plugin (a filter that renders and redacts each record);
-- the terminal, line by line;
+- the terminal, line by line (and, with ``-s``, what tests print to stdout and stderr);
 - assertion explanations and parametrize ids never render a :class:`~probes.secret.Secret`
   (pytest would diff two strings character by character, and use a string parameter as its id).
 """
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -105,7 +106,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     writer = getattr(terminal, "_tw", None)
     if writer is not None and not isinstance(getattr(writer, "_file", None), RedactingStream):
-        writer._file = RedactingStream(writer._file)  # noqa: SLF001 - no public hook for it
+        stream = RedactingStream(writer._file)  # noqa: SLF001 - no public hook for it
+        writer._file = stream  # noqa: SLF001
+        # With -s, tests print straight to the terminal: through the same stream, in order.
+        if config.getoption("capture", "fd") == "no" and sys.stdout is stream.wrapped:
+            sys.stdout = stream  # type: ignore[assignment]
+    if config.getoption("capture", "fd") == "no" and not isinstance(sys.stderr, RedactingStream):
+        sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Put back the streams replaced for -s (flushing what they hold)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, RedactingStream):
+            stream.flush()
+            setattr(sys, name, stream.wrapped)
 
 
 class RedactingStream:
@@ -113,21 +130,21 @@ class RedactingStream:
     stream is flushed), so a secret split across writes of one line is still masked."""
 
     def __init__(self, stream: Any) -> None:
-        self._stream = stream
+        self.wrapped = stream
         self._pending = ""
 
     def write(self, text: str) -> int:
         self._pending += text
         if "\n" in self._pending:
             done, _, self._pending = self._pending.rpartition("\n")
-            self._stream.write(redact(done + "\n"))
+            self.wrapped.write(redact(done + "\n"))
         return len(text)
 
     def flush(self) -> None:
         if self._pending:
-            self._stream.write(redact(self._pending))
+            self.wrapped.write(redact(self._pending))
             self._pending = ""
-        self._stream.flush()
+        self.wrapped.flush()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+        return getattr(self.wrapped, name)
