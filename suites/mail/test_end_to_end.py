@@ -5,6 +5,8 @@ a CDA document in an IHE XDM zip with ``X-MSS-CODECDA`` (fixtures/messages/) —
 reads it over IMAP within the profile's deadline: every header sent is there unchanged, the
 body is the same bytes, the attachment has the same SHA-256. A success DSN asked for with
 ``NOTIFY=SUCCESS`` comes back to the sender. Every test message (and report) is deleted.
+The mailboxes that must read something back are opened first: where one cannot be read,
+nothing is sent (an *error*), and a message that cannot be deleted is named in a warning.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import io
 import xml.etree.ElementTree as ET
 import zipfile
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -48,6 +51,11 @@ def cda_code(archive: bytes) -> str:
     raise ValueError("no CDA document in the XDM archive")
 
 
+def named(message: EmailMessage) -> str:
+    """How a report names a test message that might stay behind."""
+    return f"Message-ID {message['Message-ID']}, Subject {message['Subject']!r}"
+
+
 def body_of(raw: bytes) -> bytes:
     return raw.partition(b"\r\n\r\n")[2]
 
@@ -64,8 +72,9 @@ def test_message_with_attachment_arrives_intact(pair, submit_session, outbox, re
                            filename=XDM_ARCHIVE.name)
     sent = testmail.wire_bytes(message)
 
+    outbox.ready(recipient)
     session, _ = submit_session(sender, "submission")
-    outbox.expect(recipient, testmail.by_marker(marker))
+    outbox.expect(recipient, testmail.by_marker(marker), named(message))
     refused = session.sendmail(sender[0], [recipient[0]], sent)
     assert not refused, f"recipient refused: {refused}"
     waited, received = outbox.collect(recipient, testmail.by_marker(marker))
@@ -96,9 +105,11 @@ def test_success_dsn_returned(pair, submit_session, outbox, record):
     marker = testmail.new_marker()
     record.measure("test_message", marker)
     message = testmail.marked_message(sender[0], recipient[0], marker, "DSN")
+    outbox.ready(recipient)
+    outbox.ready(sender)
     session, _ = submit_session(sender, "submission")
-    outbox.expect(recipient, testmail.by_marker(marker))
-    outbox.expect(sender, ["TEXT", marker])
+    outbox.expect(recipient, testmail.by_marker(marker), named(message))
+    outbox.expect(sender, ["TEXT", marker], f"the delivery report for {named(message)}")
     refused = session.sendmail(sender[0], [recipient[0]], testmail.wire_bytes(message),
                                mail_options=[f"ENVID={marker}", "RET=HDRS"],
                                rcpt_options=["NOTIFY=SUCCESS"])
