@@ -302,7 +302,7 @@ class Lifecycle:
             ("rollback_wait_healthy", "Rollback : attente de santé", self._wait_healthy,
              health),
             ("rollback_verify", "Rollback : version et données", self._verify_rollback,
-             version),
+             (version[0] + data[0], f"{version[1]} + {data[1]}")),
             ("rollback_maintenance_off", "Rollback : fin de maintenance", lambda: self._command(
                 "maintenance_off_command"), command),
         ]
@@ -456,7 +456,7 @@ class Lifecycle:
     def _migrations(self) -> str:
         """The profile's migrate command; without one (the deploy command migrates, as the
         lab's does) the phase is skipped. Either way the schema is proven by ``wait_version``."""
-        return self._command("migrate_command")
+        return self._command("migrate_command", self.deployment.version)
 
     def _wait_version(self, version: str, proof: bool = False) -> str:
         """Wait (``version_timeout_s``) until the version endpoint serves ``version`` with the
