@@ -113,16 +113,19 @@ def url(value: str) -> str | None:
                 "secret in an environment variable named by a '*_env' key")
     if any(c.isspace() for c in value):
         return f"must be a URL without spaces, got {shown(value)}"
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        number, hostname = parts.port, parts.hostname
+    except ValueError:          # bad brackets, a port that is not 0-65535 digits
+        if value.startswith(("https://", "http://")):
+            return f"must have a host and a port 1-65535 after the scheme, got {shown(value)}"
+        return f"must be an https:// or http:// URL, got {shown(value)}"
     if parts.scheme not in ("https", "http") or not parts.netloc:
         return f"must be an https:// or http:// URL, got {shown(value)}"
-    try:
-        number = parts.port
-    except ValueError:
-        number = 0
-    if number == 0 or (":" in parts.netloc.rsplit("]", 1)[-1] and number is None):
-        return f"must have a port 1-65535 after the host, got {shown(value)}"
-    if not parts.hostname or not is_host(parts.hostname):
+    if number == 0 or (number is None and ":" in parts.netloc.rsplit("]", 1)[-1]):
+        return f"must have a host and a port 1-65535 after the scheme, got {shown(value)}"
+    bracketed = parts.netloc.startswith("[")
+    if not hostname or not is_host(hostname) or (bracketed and ":" not in hostname):
         return f"must have a host name or an IP address after {parts.scheme}://, got {shown(value)}"
     return None
 

@@ -125,8 +125,8 @@ def refused(tmp_path: Path, text: str) -> str:
     ('[redis]\nhost = "1.2.3.999"\nport = 1\n', "[redis] key 'host' must be a host name"),
     ('[api]\nurl = "api.example.fr"\n', "[api] key 'url' must be an https:// or http:// URL"),
     ('[api]\nurl = "ftp://api.example.fr"\n', "[api] key 'url' must be an https:// or http:// URL"),
-    ('[api]\nurl = "https://api.example.fr:99999"\n', "[api] key 'url' must have a port 1-65535"),
-    ('[api]\nurl = "https://api.example.fr:0"\n', "[api] key 'url' must have a port 1-65535"),
+    ('[api]\nurl = "https://api.example.fr:99999"\n', "[api] key 'url' must have a host and a port 1-65535"),
+    ('[api]\nurl = "https://api.example.fr:0"\n', "[api] key 'url' must have a host and a port 1-65535"),
     ('[api]\nurl = "https://bad host.fr"\n', "[api] key 'url' must be a URL without spaces"),
     ('[api]\nurl = "https://:443"\n', "[api] key 'url' must have a host name"),
     ('[thresholds]\nhttp_timeout_s = 0\n', "[thresholds] key 'http_timeout_s' must be a number greater than 0"),
@@ -289,3 +289,52 @@ def test_suite_secrets_name_real_suites_and_sections():
         assert (SUITES / suite).is_dir(), suite
         for section in sections:
             assert section in profile.SCHEMA or section in profile.ARRAYS, section
+
+
+def test_value_checks_never_raise_on_garbage():
+    """A check answers None or a problem for any string: a traceback would break the one line."""
+    import random
+
+    from plugins import profile_values as values
+
+    rng = random.Random(14)
+    samples = ["https://[::1", "http://]", "https://[v1.x]/", "https://h:+80", "ssh://u:@h", ""]
+    samples += ["".join(rng.choice(":/@[]%.?#a1 '\"{}\\") for _ in range(rng.randint(0, 14)))
+                for _ in range(3000)]
+    checks = [values.url, values.host, values.name, values.env_var, values.email,
+              values.connection, values.command(("python", "version"))]
+    for sample in samples:
+        for check in checks:
+            for candidate in (sample, "https://" + sample, "ssh://" + sample):
+                assert check(candidate) is None or isinstance(check(candidate), str)
+    assert values.url("https://[v1.x]/") and values.url("https://[::1]:8443/x") is None
+
+
+def test_any_value_anywhere_is_a_profile_error_or_accepted():
+    """Every value of the lab profile, at every depth, replaced by each TOML type in turn: the
+    loader answers with a ProfileError line or accepts it, never another exception."""
+    import copy
+    import tomllib
+
+    lab = tomllib.loads((profile.ENV_DIR / "lab.toml").read_text())
+    replacements = [True, 0, -1, 86036, 0.5, float("nan"), "", "a b", "'{version}'", [], [1],
+                    ["x"], [{}], {}, {"x": 1}]
+
+    def paths(node, prefix=()):
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            yield (*prefix, key)
+            if isinstance(value, (dict, list)):
+                yield from paths(value, (*prefix, key))
+
+    for where in list(paths(lab)):
+        for replacement in replacements:
+            data = copy.deepcopy(lab)
+            node = data
+            for key in where[:-1]:
+                node = node[key]
+            node[where[-1]] = replacement
+            try:
+                profile._validate(profile.ENV_DIR / "lab.toml", data)
+            except ProfileError as exc:
+                assert "\n" not in str(exc)
