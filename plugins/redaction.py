@@ -32,7 +32,7 @@ def scrub(value: Any, seen: set[int] | None = None) -> Any:
     attributes of pytest's report objects (longrepr entries, locals, crash lines), in place."""
     seen = set() if seen is None else seen
     if isinstance(value, str):
-        return redact(value) if not isinstance(value, Secret) else value
+        return redact(value)            # a Secret too: writers use str(), which shows it
     if id(value) in seen:
         return value
     seen.add(id(value))

@@ -188,7 +188,7 @@ def test_secret_repr_is_masked_and_value_still_usable():
 
 def test_secret_never_shown_by_pytest(tmp_path):
     """Assertion rewriting (a diff of two strings, a truncated tuple repr), tracebacks'
-    arguments, --showlocals and parametrize ids, in a real pytest run."""
+    arguments, --showlocals, parametrize ids and JUnit properties, in a real pytest run."""
     secret = "Sh0w-Me-Not-" + LONG
     (tmp_path / "test_show.py").write_text(textwrap.dedent(f"""
         import pytest
@@ -211,6 +211,10 @@ def test_secret_never_shown_by_pytest(tmp_path):
         @pytest.mark.parametrize("password", [SECRET])
         def test_param(password):
             assert password is None
+
+        def test_property(record_property):
+            record_property("token", SECRET)         # JUnit writes str(value)
+            assert False
     """))
     def run(*args: str) -> str:
         proc = subprocess.run(
@@ -226,8 +230,9 @@ def test_secret_never_shown_by_pytest(tmp_path):
     assert "2 failed" in alone and "Secret('********')" in alone, alone[-3000:]
     assert not leaks(alone, secret), alone[-3000:]
     # With the plugin: no string diff of a Secret, no Secret as a parametrize id.
-    full = run("-p", "plugins.redaction")
-    assert "4 failed" in full and "password-secret" in full, full[-3000:]
+    full = run("-p", "plugins.redaction", f"--junitxml={tmp_path / 'junit.xml'}")
+    assert "5 failed" in full and "password-secret" in full, full[-3000:]
+    assert not leaks((tmp_path / "junit.xml").read_text(), secret)
     assert "(a secret is never shown or diffed)" in full
     assert not leaks(full, secret), full[-3000:]
 
