@@ -142,9 +142,10 @@ def connection(value: str) -> str | None:
 
 
 def command(placeholders: Collection[str]) -> Check:
-    """A command template: it splits with shlex, names only known placeholders, and no
-    placeholder sits inside quotes (each placeholder is always passed as one whole argument,
-    so quoting it buys nothing, and quoted it could be parsed again by a shell)."""
+    """A command template: it splits with shlex, uses no shell operator (it runs without a
+    shell), names only known placeholders, and no placeholder sits inside quotes (each is
+    always passed as one whole argument, so quoting it buys nothing, and quoted it could be
+    parsed again by a shell)."""
     expected = ", ".join(f"{{{p}}}" for p in placeholders) or "none"
 
     def check(value: str) -> str | None:
@@ -154,6 +155,10 @@ def command(placeholders: Collection[str]) -> Check:
             return f"must be a command line that splits with shlex ({exc}), got {shown(value)}"
         if not words:
             return "must be a non-empty command"
+        operator = shell_operator(value)
+        if operator:
+            return (f"uses shell syntax ({operator!r}) but is run without a shell: wrap it as "
+                    "sh -c '<script>' sh {placeholder}..., the script reading them as \"$1\"...")
         for match in PLACEHOLDER.finditer(value):
             if match[1] not in placeholders:
                 return f"has unknown placeholder {match[0]} (expected: {expected})"
@@ -163,6 +168,13 @@ def command(placeholders: Collection[str]) -> Check:
                     "it is always passed as one argument")
         return None
     return check
+
+
+def shell_operator(template: str) -> str | None:
+    """The first unquoted shell operator (``&&``, ``;``, ``|``, ``>``...): commands are run as
+    argument lists, so it would reach the program as a literal argument."""
+    lexer = shlex.shlex(template, posix=True, punctuation_chars=True)
+    return next((token for token in lexer if token and set(token) <= set("();<>|&")), None)
 
 
 def quoted_placeholder(template: str) -> str | None:
