@@ -71,11 +71,12 @@ def test_base64_forms_at_every_alignment_and_auth_plain():
     assert redaction.redact(f"C: AUTH PLAIN-ish {plain}") == "C: AUTH PLAIN-ish [REDACTED]"
     for text in texts:
         clean = redaction.redact(text)
-        assert MASKED_MOST(clean, text), (text, clean)
+        assert mostly_masked(clean), (text, clean)
 
 
-def MASKED_MOST(clean: str, text: str) -> bool:  # noqa: N802 - reads as a predicate
-    """All but the (at most 2+2) characters that mix the secret with its neighbours."""
+def mostly_masked(clean: str) -> bool:
+    """Masked but for what mixes the secret's bits with its neighbours' (at most 2 characters
+    on each side) and the padding (at most 2 '=')."""
     return "[REDACTED]" in clean and len(clean.replace("[REDACTED]", "")) <= 4 + 2
 
 
