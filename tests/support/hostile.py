@@ -17,7 +17,9 @@ Kinds (:data:`KINDS`):
 - ``http-body-trickle``: complete chunked headers, then a one-byte chunk every 2 s, forever;
 - ``tls-self-signed``: completes a TLS handshake with a self-signed certificate, then answers
   like a working server (HTTP ``200`` with a plausible JSON body, or an SMTP-style banner): a
-  client that does not verify the certificate would be fooled, one that does must *fail*.
+  client that does not verify the certificate would be fooled, one that does must *fail*. A
+  client that waits for a banner instead of starting TLS gets SMTP offering STARTTLS, then
+  the same self-signed handshake.
 
 With ``tls=True`` the stream kinds run inside TLS with a certificate for ``localhost`` and
 ``127.0.0.1`` issued by :func:`bench_ca` (a test CA a profile can trust through ``ca_file``),
@@ -44,6 +46,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HOST = "127.0.0.1"
+# The bench leaf verifies (handshakes reach the misbehaviour behind them) but expires within
+# any profile's cert_fail_days (7 in the lab's), so a check judging the certificate fails on
+# it: no check can pass against a hostile server because its certificate happens to be fine.
+LEAF_DAYS = 3
 KINDS = ("closed", "tarpit", "garbage", "smtp-slow-banner", "smtp-endless-banner",
          "http-header-trickle", "http-body-trickle", "tls-self-signed")
 
@@ -203,8 +209,9 @@ BEHAVIOURS: dict[str, Behaviour] = {
 
 @dataclass(frozen=True)
 class BenchPKI:
-    """PEM files: the bench CA (``ca``), a leaf it issued for localhost/127.0.0.1, and a
-    self-signed certificate for the same names that no CA file contains."""
+    """PEM files: the bench CA (``ca``), a leaf it issued for localhost/127.0.0.1 (valid for
+    :data:`LEAF_DAYS`), and a self-signed certificate for the same names that no CA file
+    contains."""
 
     ca: Path
     leaf_cert: Path
@@ -223,7 +230,7 @@ def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(days=1))
-               .not_valid_after(now + dt.timedelta(days=30))
+               .not_valid_after(now + dt.timedelta(days=30 if ca else LEAF_DAYS))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if ca:
         builder = builder.add_extension(x509.KeyUsage(
@@ -341,11 +348,11 @@ class HostileServer:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
+            if self.kind == "tls-self-signed" and not self._client_hello(conn):
+                if not self._smtp_until_starttls(conn):
+                    return
             if self._context is not None:
-                conn.settimeout(10)
-                conn = self._context.wrap_socket(conn, server_side=True)
-                with self._lock:
-                    self._connections.append(conn)
+                conn = self._wrap(conn)
             BEHAVIOURS[self.kind](conn, self._stop)
         except (OSError, ssl.SSLError, ValueError):
             pass            # the client went away, or its handshake failed: nothing to say
@@ -354,6 +361,44 @@ class HostileServer:
                 conn.close()
             except OSError:
                 pass
+
+    def _wrap(self, conn: socket.socket) -> ssl.SSLSocket:
+        assert self._context is not None
+        conn.settimeout(10)
+        tls = self._context.wrap_socket(conn, server_side=True)
+        with self._lock:
+            self._connections.append(tls)
+        return tls
+
+    @staticmethod
+    def _client_hello(conn: socket.socket) -> bool:
+        """Whether the client starts with a TLS ClientHello (implicit TLS, https)."""
+        conn.settimeout(0.5)
+        try:
+            first = conn.recv(1, socket.MSG_PEEK)
+        except socket.timeout:
+            return False
+        return first == b"\x16"
+
+    def _smtp_until_starttls(self, conn: socket.socket) -> bool:
+        """A silent client waits for a banner: greet as SMTP offering STARTTLS (then the
+        self-signed handshake). Anything else it says first is not answered."""
+        if not _send(conn, b"220 hostile.invalid ESMTP ready\r\n"):
+            return False
+        conn.settimeout(5)
+        reader = conn.makefile("rb")
+        for line in reader:
+            verb = line.split(b" ", 1)[0].strip().upper()
+            if verb in (b"EHLO", b"HELO"):
+                _send(conn, b"250-hostile.invalid\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n")
+            elif verb == b"STARTTLS":
+                return _send(conn, b"220 ready to start TLS\r\n")
+            elif verb == b"QUIT":
+                _send(conn, b"221 bye\r\n")
+                return False
+            else:
+                _send(conn, b"250 ok\r\n")
+        return False
 
 
 @contextmanager
