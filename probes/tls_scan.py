@@ -253,7 +253,10 @@ def scan(endpoint: TlsEndpoint, timeout_s: float = 5.0, deadline_s: float = 180.
 
     ``timeout_s`` bounds each connection (sslyze takes whole seconds), ``attempts`` how many
     times one is tried, ``deadline_s`` the whole scan: past it the scan is reported failed
-    and its thread abandoned (sslyze cannot be cancelled; its own timeouts end it later).
+    and its daemon thread abandoned (sslyze cannot be cancelled). The wait in the calling
+    thread is what bounds a hostile server: sslyze's time-outs are per read, so a server that
+    trickles its handshake or banner, or whose garbage crashes sslyze's connectivity worker
+    (a STARTTLS reply that is not UTF-8), would otherwise keep the scan alive for ever.
     """
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
@@ -278,7 +281,8 @@ def scan(endpoint: TlsEndpoint, timeout_s: float = 5.0, deadline_s: float = 180.
     duration = time.monotonic() - clock
     if worker.is_alive():
         return TlsScan(endpoint, started, duration,
-                       error=f"scan did not finish within {deadline_s:.0f}s")
+                       error=f"could not run: {endpoint.host}:{endpoint.port}: TLS scan: no "
+                             f"complete answer within {deadline_s:g} s")
     if "error" in outcome:
         return TlsScan(endpoint, started, duration, error=_one_line(outcome["error"]))
     raw = _sslyze_document(outcome["results"], started)
