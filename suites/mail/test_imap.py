@@ -65,7 +65,7 @@ def test_implicit_tls_login(target, open_imap, mailboxes, record):
 @pytest.mark.requirement("MSS-CLIENT-CAPS")
 def test_inbox_selectable(mailbox, mailboxes, record):
     session = mailbox(mailboxes[0], "inbox")
-    selected = session.client.select_folder("INBOX", readonly=True)
+    selected = session.select("INBOX", readonly=True)
     assert b"EXISTS" in selected, f"SELECT INBOX gave no EXISTS count: {selected}"
     record.measure("inbox_messages", selected[b"EXISTS"])
 
@@ -76,10 +76,8 @@ def test_idle_works(mailbox, mailboxes):
     and left cleanly (tagged OK)."""
     session = mailbox(mailboxes[0], "idle")
     assert "IDLE" in session.capabilities(), "IDLE is not announced after login"
-    session.client.select_folder("INBOX", readonly=True)
-    session.client.idle()
-    session.client.idle_check(timeout=0.2)
-    session.client.idle_done()
+    session.select("INBOX", readonly=True)
+    session.idle(wait=0.2)
 
 
 @pytest.mark.requirement("MSS-CLIENT-CAPS")

@@ -49,7 +49,7 @@ def test_message_submitted_is_read_back(target, env_profile, timeouts, mailboxes
         except LoginError as exc:
             raise Blocked(where, "IMAP login", f"{recipient}: {_reply(exc)}") from exc
         try:
-            reader.client.select_folder("INBOX")
+            reader.select("INBOX")
         except IMAPClientError as exc:
             raise Blocked(where, "IMAP SELECT INBOX", f"{recipient}: {_reply(exc)}") from exc
 
