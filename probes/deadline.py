@@ -25,7 +25,7 @@ import threading
 import time
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 from probes.errors import CouldNotRun
 
@@ -162,9 +162,3 @@ def _watchdog(current: Deadline) -> Iterator[None]:
     if current.fired:       # a shut-down socket reads as EOF: what the block saw is not an answer
         raise current.exceeded()
 
-
-def bounded(seconds: float, endpoint: str, step: str,
-            call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)`` under :func:`deadline` (for one-shot steps)."""
-    with deadline(seconds, endpoint, step):
-        return call(*args, **kwargs)
