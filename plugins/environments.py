@@ -32,6 +32,8 @@ SUITE_SECRETS: dict[str, tuple[str, ...]] = {
     "pre_deploy": ("postgres", "backup"),
     "backup": ("backup",),
 }
+# --deploy backs up and restores the platform (plugins/lifecycle.py, plugins/backups.py).
+DEPLOY_SECRETS = ("postgres", "redis", "backup")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,10 +60,12 @@ def selected_suites(config: pytest.Config) -> list[str]:
     return selected
 
 
-def _require_secrets(profile: Profile, suites: list[str]) -> None:
-    """ProfileError naming the first secret a selected suite needs that is not set."""
-    for suite in suites:
+def _require_secrets(config: pytest.Config, profile: Profile) -> None:
+    """ProfileError naming the first secret a selected suite (or --deploy) needs that is not set."""
+    for suite in selected_suites(config):
         profiles.require_secrets(profile, SUITE_SECRETS.get(suite, ()), f"suites/{suite}")
+    if config.getoption("mssante_deploy", None):
+        profiles.require_secrets(profile, DEPLOY_SECRETS, "--deploy")
 
 
 def configure(config: pytest.Config) -> None:
@@ -77,7 +81,7 @@ def configure(config: pytest.Config) -> None:
         return
     try:
         config.stash[PROFILE_KEY] = profiles.load(name)
-        _require_secrets(config.stash[PROFILE_KEY], selected_suites(config))
+        _require_secrets(config, config.stash[PROFILE_KEY])
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[ORIGIN_KEY] = origin

@@ -152,3 +152,13 @@ def test_secrets_of_suites_not_selected_are_not_required(tmp_path: Path) -> None
     proc = _run("-m", "pytest", "-p", "no:cacheprovider", "suites/tls", "--env", str(path),
                 "--collect-only", "-q", "--reports-dir", str(tmp_path / "reports"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_deploy_needs_the_backup_secrets_before_anything_runs(tmp_path: Path) -> None:
+    """suites/tls reads no secret, but --deploy backs up PostgreSQL and Redis: refused at once."""
+    path = _profile(tmp_path, "unset-redis-password")
+    proc = _run("-m", "pytest", "-p", "no:cacheprovider", "suites/tls", "--env", str(path),
+                "--deploy", "1.1.0", "--reports-dir", str(tmp_path / "reports"))
+    line = _assert_one_line(proc, path, f"[redis] key 'password_env': environment variable "
+                                        f"{UNSET} is not set (needed by --deploy;")
+    assert line.startswith("ERROR: ")

@@ -289,9 +289,9 @@ password_env = "NEVER_SET"
 
 
 def test_suite_secrets_name_real_suites_and_sections():
-    from plugins.environments import SUITES, SUITE_SECRETS
+    from plugins.environments import DEPLOY_SECRETS, SUITE_SECRETS, SUITES
 
-    for suite, sections in SUITE_SECRETS.items():
+    for suite, sections in {**SUITE_SECRETS, "": DEPLOY_SECRETS}.items():
         assert (SUITES / suite).is_dir(), suite
         for section in sections:
             assert section in profile.SCHEMA or section in profile.ARRAYS, section
