@@ -42,7 +42,7 @@ def run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None,
         result = subprocess.run(cmd, capture_output=True, timeout=timeout, user=user,
                                 env={**os.environ, **(env or {})}, stdin=stdin)
     except subprocess.TimeoutExpired as exc:
-        raise BackupError(f"{Path(cmd[0]).name} did not finish within {timeout:.0f}s") from exc
+        raise BackupError(f"{Path(cmd[0]).name} did not finish within {timeout:g}s") from exc
     except FileNotFoundError as exc:
         raise BackupError(f"{cmd[0]} not found (set [backup] pg_bin)") from exc
     if result.returncode != 0:

@@ -32,8 +32,8 @@ will do, and only then acts; afterwards the live data is compared with ``fingerp
     python -m plugins.backups --env NAME --create
     python -m plugins.backups --env NAME --restore ID [--force] [--confirm-prod]
 
-Exit codes: 0 done, 1 refused or failed, 2 unusable profile, 4 no usable HMAC key or a
-production restore without ``--confirm-prod``.
+Exit codes: 0 done, 1 refused or failed, 2 not configured, 4 bad input (an unusable profile,
+no usable HMAC key, a production restore without ``--confirm-prod``).
 """
 from __future__ import annotations
 
@@ -763,7 +763,9 @@ def _restore_database(profile: Profile, cfg: Settings, backup: Backup) -> int:
     """Schema public aside, pg_restore into a new one, old one dropped (or put back)."""
     def run(statement: str) -> None:
         with pg_connect(profile, 10) as conn:
-            conn.execute(f"SET lock_timeout = '{int(cfg.timeout_s)}s'")
+            # In ms, at least 5 s: 0 would mean no limit, and putting the schema back must
+            # outwait the locks of a pg_restore that was just killed.
+            conn.execute(f"SET lock_timeout = {max(5000, int(cfg.timeout_s * 1000))}")
             conn.execute(statement)
 
     run(_MOVE_ASIDE)
@@ -801,19 +803,18 @@ def _restore_config(plan: RestorePlan) -> None:
 
 
 def restore(profile: Profile, backup: Backup, check: bool = True,
-            say: Callable[[str], None] | None = None) -> list[str]:
+            with_plan: bool = True) -> list[str]:
     """Put the database, Redis and the configuration back as the backup holds them, then prove
     it.
 
     :func:`prepare` refuses first (integrity, HMAC, contents, every target ready) and makes
-    the plan, which ``say`` receives before the first change (without ``say`` the plan leads
-    the returned lines). With ``check``, the live data must then equal fingerprint.json.
+    the plan, which leads the returned lines unless ``with_plan`` is false (the command line
+    printed it before asking; it is made again here, so nothing changed meanwhile goes
+    unchecked). With ``check``, the live data must then equal fingerprint.json.
     """
     plan = prepare(profile, backup)
     cfg = settings(profile)
-    lines = [] if say else plan.lines()
-    for line in plan.lines() if say else []:
-        say(line)
+    lines = plan.lines() if with_plan else []
     expected = backup.fingerprint()
     started = time.monotonic()
     entries = _restore_database(profile, cfg, backup)
@@ -971,7 +972,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{backup.id} ({backup.version})?", args.force, args.confirm_prod):
             print("restore cancelled", file=sys.stderr)
             return 1
-        for line in restore(profile, backup, say=lambda _line: None):
+        for line in restore(profile, backup, with_plan=False):
             print(line)
         return 0
     except ProfileError as exc:

@@ -126,29 +126,57 @@ def test_plain_sql_dump_next_to_the_backup_is_refused(platform_lab, marker):
     assert not marker.exists()
 
 
-def test_dump_with_a_function_is_refused(platform_lab):
-    """A database that holds a FUNCTION (code a restore would create): the backup is refused
-    when it is made, and a dump holding one, even correctly signed, is refused on restore."""
+FORBIDDEN = {
+    "function": ("CREATE FUNCTION public.mssante_check_probe() RETURNS integer LANGUAGE sql "
+                 "AS 'SELECT 1'", "DROP FUNCTION public.mssante_check_probe()",
+                 "FUNCTION public mssante_check_probe", "is not part of a data backup"),
+    "view": ("CREATE VIEW public.mssante_check_probe AS SELECT 1 AS one",
+             "DROP VIEW public.mssante_check_probe", "VIEW public mssante_check_probe",
+             "is not part of a data backup"),
+    "other-schema": ("CREATE SCHEMA mssante_check_probe; "
+                     "CREATE TABLE mssante_check_probe.t (id integer)",
+                     "DROP SCHEMA mssante_check_probe CASCADE", "SCHEMA - mssante_check_probe",
+                     "is not part of a data backup"),
+}
+
+
+@pytest.mark.parametrize("case", FORBIDDEN)
+def test_dump_with_more_than_data_is_refused(platform_lab, case):
+    """A database that holds a FUNCTION, a VIEW or another schema (what a restore would run or
+    create beyond the data): the backup is refused when it is made, and a dump holding one,
+    even correctly signed, is refused on restore."""
+    create, drop, entry, reason = FORBIDDEN[case]
     backup = platform_lab
     cfg = backups.settings(lab_profile())
     with backups.pg_connect(lab_profile(), 10) as conn:
-        conn.execute("CREATE FUNCTION public.mssante_check_probe() RETURNS integer "
-                     "LANGUAGE sql AS 'SELECT 1'")
+        conn.execute(create)
         conn.commit()
         try:
             backup_dump.dump_database(cfg.tool("pg_dump"), backups.pg_params(lab_profile(), 10),
                                       backup.path / "database.dump", 60)
             created = cli("--create")
         finally:
-            conn.execute("DROP FUNCTION public.mssante_check_probe()")
+            conn.execute(drop)
             conn.commit()
     assert created.returncode == 1, created.stdout + created.stderr
-    assert "FUNCTION public mssante_check_probe" in created.stderr
-    assert [b.id for b in backups.list_backups(cfg.dir)] == [backup.id], "a refused create left "\
-        "a backup behind"
-    assert not [p for p in cfg.dir.iterdir() if p.name.endswith(".partial")]
+    assert entry in created.stderr and reason in created.stderr, created.stderr
+    assert os.listdir(cfg.dir) == [backup.id], "a refused create left something behind"
     resign(backup)
-    assert_refused(backup, "FUNCTION public mssante_check_probe", "is not part of a data backup")
+    assert_refused(backup, entry, reason)
+
+
+def test_live_restore_is_all_or_nothing(platform_lab, tmp_path):
+    """pg_restore killed by its time-out after schema public was moved aside: the old schema is
+    put back (same OID, same data), Redis is never touched."""
+    path = lab_variant(tmp_path, "lab", {"\ntimeout_s = 120\n": "\ntimeout_s = 0.02\n"})
+    before = Untouched()
+    run = cli("--restore", platform_lab.id, "--force", env=str(path))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "pg_restore did not finish within" in run.stderr, run.stderr
+    before.check()
+    with backups.pg_connect(lab_profile(), 10) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
+                            (backups.ASIDE_SCHEMA,)).fetchone() == (0,)
 
 
 # --- authentication ---------------------------------------------------------------------------
@@ -304,16 +332,24 @@ def test_failed_create_leaves_nothing_and_keeps_the_folder_mode(platform_lab, tm
     assert run.returncode == 1 and os.listdir(fresh) == []
 
 
-def test_restore_checks_every_target_before_touching_any(platform_lab, tmp_path):
-    """Redis's restore program is missing: refused before the database is replaced."""
-    path = lab_variant(tmp_path, "lab", {
-        'redis_restore_command = "{python} -m lab restore-redis {rdb}"':
-        'redis_restore_command = "/nonexistent/restore-redis {rdb}"'})
+UNREADY = {
+    "redis-program": ({'redis_restore_command = "{python} -m lab restore-redis {rdb}"':
+                       'redis_restore_command = "/nonexistent/restore-redis {rdb}"'},
+                      "redis restore program /nonexistent/restore-redis not found"),
+    "postgres-down": ({"port = 10432\n": "port = 1\n"}, "postgres 127.0.0.1:1: not reachable"),
+}
+
+
+@pytest.mark.parametrize("case", UNREADY)
+def test_restore_checks_every_target_before_touching_any(platform_lab, tmp_path, case):
+    """Redis's restore program missing, or PostgreSQL unreachable: refused before anything
+    (the database, Redis) is touched."""
+    replacements, expected = UNREADY[case]
+    path = lab_variant(tmp_path, "lab", replacements)
     before = Untouched()
     run = cli("--restore", platform_lab.id, "--force", env=str(path))
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "refused, nothing was touched" in run.stderr
-    assert "redis restore program /nonexistent/restore-redis not found" in run.stderr
+    assert "refused, nothing was touched" in run.stderr and expected in run.stderr, run.stderr
     before.check()
 
 
