@@ -382,8 +382,7 @@ def _check_table(path: Path, dotted: str, where: str, table: dict[str, Any]) -> 
     ``where`` prefixes every problem: "[api]" for a section, "[[hosts]] #1:" for an entry.
     """
     keys = ARRAYS[dotted] if dotted in ARRAYS else SCHEMA.get(dotted, {})
-    children = _known_children(dotted) if dotted not in ARRAYS else {
-        short: full for short, full in _known_children(dotted).items() if full in ARRAYS}
+    children = _known_children(dotted)
     for key, value in table.items():
         child = f"{dotted}.{key}" if dotted else key
         if key in children and child in ARRAYS:
