@@ -220,7 +220,7 @@ def judge(rule: Rule, attempt: Outcome, control: Outcome) -> Verdict:
     """The verdict of one refusal check; every message names both attempts."""
     both = f"attempt: {attempt}; control ({rule.control}): {control}"
     if attempt.accepted:
-        return Verdict("failed", f"not refused without {rule.property}: {both}")
+        return Verdict("failed", f"accepted without {rule.property}: {both}")
     if not _reached(control, attempt.stage):
         return Verdict("blocked", f"cannot tell whether {rule.property} is required: the "
                                   f"control attempt was refused too: {control} ({rule.control}); "
