@@ -36,10 +36,23 @@ SECRETS = {
 }
 TOKEN = "tok3n-Zx9Wq2Lp7Rt4Vb8Nm6Kj1Hg5"        # what the fake API hands out at login
 USERS = {"LEAK_MAILBOX1_PASSWORD": MAILBOXES[0], "LEAK_MAILBOX2_PASSWORD": MAILBOXES[1]}
+# mode -> (pytest options, whether the fakes refuse every SMTP/IMAP login). With -l the logins
+# are refused, so clients fail inside smtplib and imapclient, whose frames' locals hold the
+# credentials (smtplib's '\0user\0password' and its base64) and servers' echoes of them.
 MODES = {
-    "plain": ("--evidence",),
-    "xdist": ("-n", "2"),
-    "showlocals": ("-l", "--tb=long"),
+    "plain": (("--evidence",), False),
+    "xdist": (("-n", "2"), False),
+    "showlocals": (("-l", "--tb=long"), True),
+}
+MUST_FAIL = {
+    False: ("suites/post_deploy/test_api.py::test_login_refuses_wrong_password",
+            "suites/mail/test_submission.py::test_wrong_password_refused",
+            "suites/mail/test_end_to_end.py::test_message_with_attachment_arrives_intact",
+            "suites/post_deploy/test_end_to_end.py::test_message_submitted_is_read_back"),
+    True: ("suites/post_deploy/test_api.py::test_login_refuses_wrong_password",
+           "suites/mail/test_submission.py::test_auth_after_tls",
+           "suites/mail/test_imap.py::test_login_after_starttls",
+           "suites/post_deploy/test_end_to_end.py::test_message_submitted_is_read_back"),
 }
 
 
@@ -127,11 +140,16 @@ password_env = "LEAK_REDIS_PASSWORD"
 
 
 @pytest.fixture(scope="module")
-def leak_profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with accepting_platform(TOKEN) as fake:
-        path = tmp_path_factory.mktemp("leak") / "leak.toml"
-        path.write_text(profile_text(fake))
-        yield path
+def leak_profiles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[bool, Path]]:
+    """refuse_logins -> a profile pointing at fakes that accept (False) or refuse logins."""
+    with accepting_platform(TOKEN) as accepting, \
+            accepting_platform(TOKEN, refuse_logins=True) as refusing:
+        folder = tmp_path_factory.mktemp("leak")
+        profiles = {}
+        for refuse, fake in ((False, accepting), (True, refusing)):
+            profiles[refuse] = folder / f"leak-{'refusing' if refuse else 'accepting'}.toml"
+            profiles[refuse].write_text(profile_text(fake))
+        yield profiles
 
 
 def leaks_in(text: str) -> list[str]:
@@ -154,13 +172,15 @@ def strings_of(node: object) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_no_secret_reaches_reports_or_terminal(leak_profile: Path, tmp_path: Path, mode: str):
+def test_no_secret_reaches_reports_or_terminal(leak_profiles: dict[bool, Path], tmp_path: Path,
+                                               mode: str):
+    options, refuse = MODES[mode]
     reports = tmp_path / "reports"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MSSANTE_")}
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", *SUITES, "--env", str(leak_profile),
-         "--reports-dir", str(reports), "-p", "no:cacheprovider", "-rA", *MODES[mode]],
+        [sys.executable, "-m", "pytest", *SUITES, "--env", str(leak_profiles[refuse]),
+         "--reports-dir", str(reports), "-p", "no:cacheprovider", "-rA", *options],
         cwd=REPO, capture_output=True, text=True, timeout=180, env={**environ, **SECRETS})
     elapsed = time.monotonic() - started
     runs = sorted((reports / "runs").glob("*"))
@@ -171,10 +191,7 @@ def test_no_secret_reaches_reports_or_terminal(leak_profile: Path, tmp_path: Pat
 
     # The run really failed with credentials in play (not a vacuous pass of this test).
     failing = {n for n, o in outcomes.items() if o in ("failed", "error")}
-    for expected in ("suites/post_deploy/test_api.py::test_login_refuses_wrong_password",
-                     "suites/mail/test_submission.py::test_wrong_password_refused",
-                     "suites/mail/test_end_to_end.py::test_message_with_attachment_arrives_intact",
-                     "suites/post_deploy/test_end_to_end.py::test_message_submitted_is_read_back"):
+    for expected in MUST_FAIL[refuse]:
         assert expected in failing, f"{mode}: {expected} did not fail: {outcomes.get(expected)}"
     assert "passed" in outcomes.values(), f"{mode}: the fakes answered nothing: {outcomes}"
 

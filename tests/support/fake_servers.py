@@ -30,7 +30,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -74,15 +74,22 @@ class _Sink:
         return "250 2.0.0 taken"
 
 
-def _accept_any(server: Any, session: Any, envelope: Any, mechanism: str,
-                auth_data: Any) -> AuthResult:
-    """Any credentials; the reply echoes them (raw and as AUTH PLAIN base64)."""
-    if isinstance(auth_data, LoginPassword):
+def _authenticator(refuse: bool) -> Callable[..., AuthResult]:
+    """Any credentials accepted (or, with ``refuse``, every one refused); the reply echoes
+    them, raw and as AUTH PLAIN base64."""
+
+    def judge(server: Any, session: Any, envelope: Any, mechanism: str,
+              auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=not refuse)
         user, password = auth_data.login.decode(), auth_data.password.decode()
         plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-        return AuthResult(success=True, message=f"235 2.7.0 welcome {user}, password "
-                                                f"{password} ({plain})")
-    return AuthResult(success=True)
+        echo = f"{user}, password {password} ({plain})"
+        if refuse:
+            return AuthResult(success=False, handled=False, message=f"535 5.7.8 refused {echo}")
+        return AuthResult(success=True, message=f"235 2.7.0 welcome {echo}")
+
+    return judge
 
 
 # ---- IMAP ---------------------------------------------------------------------------------------
@@ -96,6 +103,7 @@ class _ImapHandler(socketserver.StreamRequestHandler):
 
     timeout = 30
     implicit_tls = False
+    refuse = False
 
     def setup(self) -> None:
         if self.implicit_tls:
@@ -137,6 +145,8 @@ class _ImapHandler(socketserver.StreamRequestHandler):
             self.rfile = self.request.makefile("rb")
             self.wfile = self.request.makefile("wb")
             self.tls = True
+        elif command == "LOGIN" and self.refuse:
+            self.send(f"{tag} NO [AUTHENTICATIONFAILED] refused {args}")
         elif command == "LOGIN":
             self.logged_in = True
             self.send(f"{tag} OK [CAPABILITY {CAPS_LOGGED_IN}] logged in with {args}")
@@ -166,8 +176,6 @@ class _ImapHandler(socketserver.StreamRequestHandler):
         return True
 
 
-class _ImapsHandler(_ImapHandler):
-    implicit_tls = True
 
 
 class _Threading(socketserver.ThreadingTCPServer):
@@ -219,12 +227,20 @@ def _api_handler(token: str) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def accepting_platform(token: str) -> Iterator[FakePlatform]:
-    """Start the fakes (SMTP, IMAP, IMAPS, HTTPS API) on loopback; stop them on exit."""
+def accepting_platform(token: str, refuse_logins: bool = False) -> Iterator[FakePlatform]:
+    """Start the fakes (SMTP, IMAP, IMAPS, HTTPS API) on loopback; stop them on exit.
+
+    ``refuse_logins``: SMTP AUTH and IMAP LOGIN are refused instead (still echoing what they
+    were sent), so a client fails inside its library, credentials in its frames' locals.
+    """
     smtp = Controller(_Sink(), hostname=HOST, port=_free_port(), tls_context=_server_context(),
-                      auth_require_tls=True, authenticator=_accept_any, data_size_limit=None)
-    imap = _Threading((HOST, 0), _ImapHandler)
-    imaps = _Threading((HOST, 0), _ImapsHandler)
+                      auth_require_tls=True, authenticator=_authenticator(refuse_logins),
+                      data_size_limit=None)
+    handlers = {tls: type("Handler", (_ImapHandler,), {"implicit_tls": tls,
+                                                       "refuse": refuse_logins})
+                for tls in (False, True)}
+    imap = _Threading((HOST, 0), handlers[False])
+    imaps = _Threading((HOST, 0), handlers[True])
     api = http.server.ThreadingHTTPServer((HOST, 0), _api_handler(token))
     api.daemon_threads = True
     api.socket = _server_context().wrap_socket(api.socket, server_side=True)
