@@ -77,12 +77,17 @@ def query_one(conn: psycopg.Connection[Any], query: str, timeout_s: float) -> tu
 
 
 def fetch(section: Any, timeout_s: float, *queries: str) -> list[tuple[Any, ...] | None]:
-    """Connect to ``[postgres]``, run each constant query, close: one exchange, one deadline
-    of ``timeout_s`` for all of it (each step gets what is left)."""
+    """Connect to ``[postgres]``, run each constant query, close: one exchange under one
+    deadline of ``timeout_s`` (each step gets what is left, and a time-out names the step it
+    cut)."""
     endpoint = endpoint_of(section["host"], section["port"])
-    with deadline(timeout_s, endpoint, "session") as current:
+    with deadline(timeout_s, endpoint, "connect") as current:
         with connect_section(section, current.remaining()) as conn:
-            return [query_one(conn, query, current.remaining()) for query in queries]
+            rows = []
+            for query in queries:
+                current.step = "query"
+                rows.append(query_one(conn, query, current.remaining()))
+            return rows
 
 
 def _one_line(exc: BaseException) -> str:
