@@ -63,15 +63,13 @@ from psycopg import sql
 
 from plugins import backup_dump, backup_manifest, commands, hosts, redaction
 from plugins import profile as profiles
-from plugins.backup_dump import run_tool
+from plugins.backup_dump import run_tool  # noqa: F401 - suites/backup's initdb and pg_ctl
 from plugins.backup_manifest import BackupError, KeyMissing, hmac_key, read_bounded
 from plugins.outcomes import wait_until
 from plugins.profile import NotConfigured, Profile, ProfileError
 from plugins.targets import http_client
 from probes.deadline import deadline
 from probes.errors import CouldNotRun
-
-__all__ = ["BackupError", "KeyMissing", "hmac_key", "run_tool"]
 
 DATA_FILES = ("database.dump", "redis.rdb", "config.tar.gz", "version.txt", "git-commit.txt",
               "fingerprint.json")
