@@ -18,8 +18,8 @@ Kinds (:data:`KINDS`):
 - ``tls-self-signed``: completes a TLS handshake with a self-signed certificate, then answers
   like a working server (HTTP ``200`` with a plausible JSON body, or an SMTP-style banner): a
   client that does not verify the certificate would be fooled, one that does must *fail*. A
-  client that waits for a banner instead of starting TLS gets SMTP offering STARTTLS, then
-  the same self-signed handshake.
+  client that waits for a banner instead of starting TLS gets SMTP offering STARTTLS (and,
+  inside the TLS, AUTH), then the same self-signed handshake.
 
 With ``tls=True`` the stream kinds run inside TLS with a certificate for ``localhost`` and
 ``127.0.0.1`` issued by :func:`bench_ca` (a test CA a profile can trust through ``ca_file``),
@@ -198,6 +198,19 @@ def plausible(conn: socket.socket, stop: threading.Event) -> None:
             return
 
 
+def smtp_after_starttls(conn: socket.socket, stop: threading.Event) -> None:
+    """Inside the self-signed TLS a client should have refused: an SMTP server taking AUTH."""
+    conn.settimeout(5)
+    for line in conn.makefile("rb"):
+        if stop.is_set():
+            return
+        verb = line.split(b" ", 1)[0].strip().upper()
+        reply = (b"250-hostile.invalid\r\n250 AUTH PLAIN LOGIN\r\n" if verb == b"EHLO" else
+                 b"221 bye\r\n" if verb == b"QUIT" else b"250 ok\r\n")
+        if not _send(conn, reply) or verb == b"QUIT":
+            return
+
+
 BEHAVIOURS: dict[str, Behaviour] = {
     "tarpit": tarpit, "garbage": garbage, "smtp-slow-banner": smtp_slow_banner,
     "smtp-endless-banner": smtp_endless_banner, "http-header-trickle": http_header_trickle,
@@ -211,7 +224,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
 class BenchPKI:
     """PEM files: the bench CA (``ca``), a leaf it issued for localhost/127.0.0.1 (valid for
     :data:`LEAF_DAYS`), and a self-signed certificate for the same names that no CA file
-    contains."""
+    contains (valid 30 days: what is wrong with it is only who signed it)."""
 
     ca: Path
     leaf_cert: Path
@@ -225,12 +238,13 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
-                 issuer_key: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+                 issuer_key: ec.EllipticCurvePrivateKey, ca: bool, days: int = 30
+                 ) -> x509.Certificate:
     now = dt.datetime.now(dt.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(days=1))
-               .not_valid_after(now + dt.timedelta(days=30 if ca else LEAF_DAYS))
+               .not_valid_after(now + dt.timedelta(days=days))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if ca:
         builder = builder.add_extension(x509.KeyUsage(
@@ -265,7 +279,8 @@ def bench_ca() -> BenchPKI:
     ca_key, leaf_key, self_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
     ca = _certificate("mssante-check hostile bench CA", ca_key,
                       "mssante-check hostile bench CA", ca_key, ca=True)
-    leaf = _certificate("localhost", leaf_key, "mssante-check hostile bench CA", ca_key, ca=False)
+    leaf = _certificate("localhost", leaf_key, "mssante-check hostile bench CA", ca_key, ca=False,
+                        days=LEAF_DAYS)
     self_signed = _certificate("localhost", self_key, "localhost", self_key, ca=False)
     return BenchPKI(ca=_write(folder / "ca.pem", ca),
                     leaf_cert=_write(folder / "leaf.pem", leaf),
@@ -348,12 +363,14 @@ class HostileServer:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
+            behaviour = BEHAVIOURS[self.kind]
             if self.kind == "tls-self-signed" and not self._client_hello(conn):
                 if not self._smtp_until_starttls(conn):
                     return
+                behaviour = smtp_after_starttls
             if self._context is not None:
                 conn = self._wrap(conn)
-            BEHAVIOURS[self.kind](conn, self._stop)
+            behaviour(conn, self._stop)
         except (OSError, ssl.SSLError, ValueError):
             pass            # the client went away, or its handshake failed: nothing to say
         finally:
@@ -390,7 +407,7 @@ class HostileServer:
         for line in reader:
             verb = line.split(b" ", 1)[0].strip().upper()
             if verb in (b"EHLO", b"HELO"):
-                _send(conn, b"250-hostile.invalid\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n")
+                _send(conn, b"250-hostile.invalid\r\n250 STARTTLS\r\n")
             elif verb == b"STARTTLS":
                 return _send(conn, b"220 ready to start TLS\r\n")
             elif verb == b"QUIT":
