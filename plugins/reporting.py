@@ -228,7 +228,9 @@ class JunitCouldNotRun:
         for node in reversed(xml.node_reporter(report).nodes):
             if node.tag == "failure":
                 node.tag = "error"
-                node.set("message", "could not run: " + node.get("message", ""))
+                message = node.get("message", "")
+                if "could not run" not in message:
+                    node.set("message", f"could not run: {message}")
                 xml.stats["failure"] -= 1
                 xml.stats["error"] += 1
                 return

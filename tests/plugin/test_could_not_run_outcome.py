@@ -47,4 +47,4 @@ def test_could_not_run_is_error_in_terminal_junit_and_results(tmp_path):
     assert "error" in cases["test_unreachable"] and "failure" not in cases["test_unreachable"]
     assert "failure" in cases["test_certificate_refused"]
     error = next(suite.iter("testcase")).find("error")
-    assert error is not None and error.get("message").startswith("could not run: ")
+    assert error is not None and "could not run: " in error.get("message")
