@@ -18,6 +18,7 @@ import pytest
 
 from plugins import profile_values as values
 from plugins.envfile import parse_env_file
+from policy.api_contract import CHECK_FORMATS
 from probes.errors import SecretNotSet
 from probes.secret import Mailbox, Secret
 
@@ -32,14 +33,24 @@ LOAD_KEYS: dict[str, type | tuple[type, ...]] = {
 # must be beyond its type is in CHECKS below.
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "environment": {"name": str, "description": str, "kind": str, "env_file": str,
-                    "domains": list, "required_env": list, "allow_outbound": bool},
+                    "domains": list, "required_env": list, "allow_outbound": bool,
+                    # The local address the probes bind to (the suite's vantage point).
+                    "source_address": str},
     "trust": {"anchors": str, "forbidden_anchors": str},
     "policy": {"tls": str},
     "thresholds": {"cert_fail_days": int, "cert_warn_days": int, "disk_free_gb": (int, float),
                    "delivery_deadline_s": (int, float), "whitelist_max_age_h": (int, float),
                    "http_timeout_s": (int, float), "connect_timeout_s": (int, float)},
     "api": {"url": str, "health_path": str, "version_path": str, "ca_file": str,
-            "admin_email": str, "admin_password_env": str},
+            "admin_email": str, "admin_password_env": str,
+            # The API contract (policy/api_contract.py; defaults: the seed's shape): paths,
+            # login body fields, JSON pointers to the token, the mailbox list, the health
+            # status and its dependency checks, the accepted health values, and whether each
+            # check is an object with a status field or a bare string.
+            "login_path": str, "login_email_field": str, "login_password_field": str,
+            "token_pointer": str, "mailboxes_path": str, "mailboxes_pointer": str,
+            "health_status_pointer": str, "health_ok": list, "health_checks_pointer": str,
+            "health_checks_format": str, "health_check_status_field": str},
     "frontend": {"url": str, "ca_file": str, "expect_text": str},
     "smtp.submission": {"host": str, "port": int, "tls": str, "ca_file": str,
                         "min_size": int, "max_size": int},
@@ -52,7 +63,9 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "postgres": {"host": str, "port": int, "dbname": str, "user": str, "password_env": str},
     "redis": {"host": str, "port": int, "password_env": str},
     "prometheus": {"url": str, "expected_rules": list},
-    "alertmanager": {"url": str},
+    # test_alert: post a uniquely labelled test alert and read it back (opt-in, like the
+    # health check's alert: it shows up in the operator's Alertmanager for a minute).
+    "alertmanager": {"url": str, "test_alert": bool},
     "grafana": {"url": str},
     # Load profile (suites/load, opt-in with --load): [load] holds the defaults and thresholds,
     # [load.api] / [load.smtp] / [load.imap] override them per scenario (plugins/load.py).
@@ -132,6 +145,13 @@ CHECKS: dict[str, values.Check] = {
     "environment.name": values.name, "environment.kind": values.one_of(*KINDS),
     "environment.domains": _HOSTS,
     "environment.required_env": values.each(values.env_var, "environment variable names"),
+    "environment.source_address": values.ip_address,
+    **{f"api.{key}": values.json_pointer for key in ("token_pointer", "mailboxes_pointer",
+                                                     "health_status_pointer",
+                                                     "health_checks_pointer")},
+    **{f"api.{key}": values.path for key in ("login_path", "mailboxes_path", "health_path")},
+    "api.health_ok": values.non_empty(values.each(values.non_blank, "non-empty strings")),
+    "api.health_checks_format": values.one_of(*CHECK_FORMATS),
     **{f"{section}.tls": values.one_of("starttls", "implicit", "none")
        for section in ("smtp.submission", "smtp.mx", "imap", "imaps")},
     "smtp.mx.peer_domain": values.host, "smtp.mx.rogue_domain": values.host,

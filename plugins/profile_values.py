@@ -15,6 +15,8 @@ from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import urlsplit
 
+from policy.api_contract import pointer_problem
+
 Check = Callable[[Any], "str | None"]
 
 # The placeholders the programs fill in, as plugins/commands.py finds them inside each argument.
@@ -51,6 +53,39 @@ def host(value: str) -> str | None:
     if is_host(value):
         return None
     return f"must be a host name or an IP address (no scheme, port, path or space), got {shown(value)}"
+
+
+def ip_address(value: str) -> str | None:
+    """An IPv4 or IPv6 address (a local address to bind from: a name would be resolved)."""
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        return f"must be an IPv4 or IPv6 address, got {shown(value)}"
+
+
+def json_pointer(value: str) -> str | None:
+    """An RFC 6901 JSON pointer into an API answer (``/data/token``; ``''`` is the root)."""
+    return pointer_problem(value)
+
+
+def path(value: str) -> str | None:
+    """An HTTP path on the section's URL: starts with '/', no scheme, host or space."""
+    if value.startswith("/") and not value.startswith("//") and not any(
+            c.isspace() for c in value):
+        return None
+    return f"must be a path starting with '/' (no scheme, host or space), got {shown(value)}"
+
+
+def non_blank(value: str) -> str | None:
+    return None if value.strip() else f"must not be empty, got {shown(value)}"
+
+
+def non_empty(check: Check) -> Check:
+    """A list that holds at least one item, each passing ``check``."""
+    def check_list(values: list[str]) -> str | None:
+        return "must list at least one value" if not values else check(values)
+    return check_list
 
 
 def port(value: int) -> str | None:

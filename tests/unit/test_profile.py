@@ -184,6 +184,17 @@ def refused(tmp_path: Path, text: str) -> str:
      "[lifecycle] key 'deploy_command' uses shell syntax ('>')"),
     ('[backup]\ndir = "b"\nredis_restore_command = "cp \\"{rdb}\\" /x"\n',
      "[backup] key 'redis_restore_command' must not quote a placeholder ({rdb} inside quotes)"),
+    ('[api]\nurl = "https://a.fr"\ntoken_pointer = "data.token"\n',
+     "[api] key 'token_pointer' must be a JSON pointer ('' or starting with '/'"),
+    ('[api]\nurl = "https://a.fr"\nhealth_status_pointer = "/a~2b"\n',
+     "[api] key 'health_status_pointer' must escape '~' as ~0"),
+    ('[api]\nurl = "https://a.fr"\nhealth_path = "health"\n', "[api] key 'health_path' must be a path starting with '/'"),
+    ('[api]\nurl = "https://a.fr"\nlogin_path = "https://b.fr/login"\n', "[api] key 'login_path' must be a path"),
+    ('[api]\nurl = "https://a.fr"\nhealth_ok = []\n', "[api] key 'health_ok' must list at least one value"),
+    ('[api]\nurl = "https://a.fr"\nhealth_ok = ["ok", " "]\n', "[api] key 'health_ok' must be a list of non-empty strings; item 2"),
+    ('[api]\nurl = "https://a.fr"\nhealth_checks_format = "list"\n',
+     "[api] key 'health_checks_format' must be one of objects, strings, got 'list'"),
+    ('[alertmanager]\nurl = "http://a.fr"\ntest_alert = "yes"\n', "[alertmanager] key 'test_alert' must be bool, got str"),
     ('colour = "blue"\n', "unknown top-level key 'colour'"),
     ('hosts = { name = "p" }\n', "[[hosts]] must be an array of tables"),
     ('trust = "x"\n', "[trust] must be a table, got str"),
@@ -202,6 +213,8 @@ def test_strict_profile_problems_are_one_line(tmp_path, extra, expected):
     ('[environment]\nname = "t"\nkind = "test"\ndomains = ["a b.fr"]\n', "[environment] key 'domains' must be a list of host names"),
     ('[environment]\nname = "t"\nkind = "test"\nallow_outbound = 1\n', "[environment] key 'allow_outbound' must be bool, got int"),
     ('[environment]\nname = "t"\nkind = "test"\nnmae = "x"\n', "[environment] unknown key 'nmae' (did you mean 'name'?)"),
+    ('[environment]\nname = "t"\nkind = "test"\nsource_address = "myhost"\n',
+     "[environment] key 'source_address' must be an IPv4 or IPv6 address, got 'myhost'"),
 ])
 def test_environment_table_problems(tmp_path, environment, expected):
     assert refused(tmp_path, environment).startswith(expected)
