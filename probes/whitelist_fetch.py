@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
+from probes.http import BoundedClient
 from probes.tlsctx import client_context
 
 
@@ -19,12 +18,14 @@ def is_url(source: str) -> bool:
 
 
 def read_whitelist(source: str, base: Path, ca_file: Path | None, timeout: float) -> bytes:
-    """The document's bytes from a path (relative to ``base``) or an ``https://`` URL."""
+    """The document's bytes from a path (relative to ``base``) or an ``https://`` URL (one
+    exchange under a deadline of ``timeout``: :class:`~probes.errors.CouldNotRun` when the
+    server cannot be reached or does not finish answering)."""
     if not is_url(source):
         return (base / source).read_bytes()
     if not source.startswith("https://"):
         raise ValueError(f"whitelist URL {source!r} is not HTTPS")
-    with httpx.Client(verify=client_context(ca_file), timeout=timeout) as client:
+    with BoundedClient(verify=client_context(ca_file), deadline_s=timeout) as client:
         response = client.get(source)
     response.raise_for_status()
     return response.content
