@@ -611,7 +611,10 @@ def verify(backup: Backup, key: bytes, cfg: Settings) -> None:
     """
     _check_folder(backup)
     for name in METADATA:
-        read_bounded(backup.path / name)
+        try:
+            read_bounded(backup.path / name)
+        except BackupError as exc:
+            raise BackupError(f"backup {backup.id}: {exc}") from exc
     recorded = _recorded_sums(backup)
     files = {}
     for name in DATA_FILES:
