@@ -36,6 +36,7 @@ MIN_KEY_CHARS = 16
 METADATA_LIMIT = 64 * 1024            # version.txt, git-commit.txt, deployment-info.json, sums
 FINGERPRINT_LIMIT = 64 * 1024 * 1024  # fingerprint.json: one line per table and Redis key
 MAX_ARCHIVE_MEMBERS = 10_000
+MAX_ARCHIVE_BYTES = 256 * 1024 * 1024  # configuration files, unpacked: no gzip bomb
 _MAC_LINE = re.compile(r"^hmac-sha256 ([0-9a-f]{64})\n?$")
 
 
@@ -159,12 +160,15 @@ def check_signature(key: bytes, backup_id: str, folder: Path,
 def check_archive(path: Path) -> list[tarfile.TarInfo]:
     """The regular-file members of a configuration archive; any link, device, absolute path
     or ``..`` refuses the whole archive (it could write outside the paths it restores)."""
-    files = []
+    files, unpacked = [], 0
     try:
-        with tarfile.open(fileobj=os.fdopen(open_regular(path), "rb"), mode="r:gz") as archive:
+        with os.fdopen(open_regular(path), "rb") as raw, \
+                tarfile.open(fileobj=raw, mode="r:gz") as archive:
             for count, member in enumerate(archive, start=1):
-                if count > MAX_ARCHIVE_MEMBERS:
-                    raise BackupError(f"{path.name}: more than {MAX_ARCHIVE_MEMBERS} members")
+                unpacked += member.size
+                if count > MAX_ARCHIVE_MEMBERS or unpacked > MAX_ARCHIVE_BYTES:
+                    raise BackupError(f"{path.name}: more than {MAX_ARCHIVE_MEMBERS} members or "
+                                      f"{MAX_ARCHIVE_BYTES >> 20} MiB unpacked, refused")
                 name = PurePosixPath(member.name)
                 shown = redaction.redact(member.name[:200])
                 if name.is_absolute() or ".." in name.parts or not member.name:
