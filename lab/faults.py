@@ -30,6 +30,8 @@ FAULTS: dict[str, str] = {
     "db-down": "PostgreSQL not running",
     "redis-down": "Redis not running",
     "redis-no-password": "Redis accepts commands without a password",
+    "process-impostor": "Redis is stopped on its port while another redis-server, holding "
+                        "an unrelated port, runs on the host",
     "prometheus-down": "Prometheus not running",
     "delivery-broken": "mail is accepted by Postfix but never reaches the mailbox",
     "whitelist-stale": "the MTA's whitelist copy is older than its freshness bound",

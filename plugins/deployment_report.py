@@ -156,8 +156,14 @@ def _services(lifecycle: Lifecycle, host: Any) -> list[tuple[str, str, str]]:
     rows = []
     spec = lifecycle.host_spec
     for name in spec.processes:
-        count = hosts.running(host, name)
-        rows.append((name, "✅ en service" if count else "❌ arrêté", f"{count} processus"))
+        try:
+            problems = hosts.not_running(host, spec, name)
+        except Exception as exc:  # noqa: BLE001 - the report says what it could not read
+            rows.append((name, "❔ non lu", f"{type(exc).__name__}: {exc}"))
+            continue
+        ports = ", ".join(str(p.port) for p in spec.ports if p.process == name)
+        rows.append((name, "❌ arrêté" if problems else "✅ en service",
+                     "; ".join(problems) or f"tient le(s) port(s) {ports}"))
     for name in spec.services:
         service = host.service(name)
         rows.append((name, "✅ en service" if service.is_running else "❌ arrêté", "service"))

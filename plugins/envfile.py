@@ -10,8 +10,13 @@ from pathlib import Path
 
 def parse_env_file(path: Path) -> dict[str, str]:
     """Read KEY=VALUE lines (no shell expansion; blank lines and # comments ignored)."""
+    return parse_env_text(path.read_text())
+
+
+def parse_env_text(text: str) -> dict[str, str]:
+    """KEY=VALUE lines of a file already read (the platform's, through testinfra)."""
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 import pytest
 
+from plugins import igc_sante
 from plugins import profile as profiles
 from plugins.profile import Profile, ProfileError, Section
 
@@ -95,8 +96,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     profile = get_profile(config)
     if profile is None:
         return []
+    anchors = igc_sante.anchors_statement(profile.data, profile.path.parent)
     return [f"mssante environment: {profile.name} ({profile.kind}) from {profile.path} "
-            f"[{config.stash[ORIGIN_KEY]}]"]
+            f"[{config.stash[ORIGIN_KEY]}]",
+            *([f"mssante trust anchors: {anchors}"] if anchors else [])]
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,17 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from plugins.profile import Profile, ProfileError
 from probes.errors import CouldNotRun
 
+T = TypeVar("T")
 LIST_KEYS = ("processes", "services", "key_files", "disk_paths")
-_HOLDER = re.compile(r'\("([^"]+)",pid=')
+_HOLDER = re.compile(r'\("([^"]+)",pid=(\d+)')
+# A process read after `ss` listed it may be gone (nginx reloads, PostgreSQL backends): the
+# listing is taken again this many times before the check gives up with could-not-run.
+INSPECT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -158,21 +162,85 @@ def disk_free_gb(host: Any, path: str) -> float:
     return available_kb * 1024 / 1e9
 
 
-def port_holders(host: Any, port: int) -> set[str]:
-    """Names of the processes listening on TCP ``port`` (empty when it is free)."""
+@dataclass(frozen=True)
+class Holder:
+    """A process listening on a port, as ``ss -p`` shows it (its ``comm``, 15 characters)."""
+
+    name: str
+    pid: int
+
+
+def listeners(host: Any, port: int) -> tuple[Holder, ...] | None:
+    """The processes listening on TCP ``port`` (empty when it is free), from one ``ss -ltnp``
+    listing; None when a socket listens but ss shows no process (not root on that host)."""
     result = host.run("ss -Hltnp %s", f"sport = :{port}")
     if result.rc != 0:
         raise RuntimeError(f"ss failed: {result.stderr.strip()}")
-    holders = set(_HOLDER.findall(result.stdout))
+    holders = tuple(dict.fromkeys(Holder(name, int(pid))
+                                  for name, pid in _HOLDER.findall(result.stdout)))
     if result.stdout.strip() and not holders:
-        holders.add("(unknown: ss shows no process; run as root)")
+        return None
     return holders
 
 
-def running(host: Any, name: str) -> int:
-    """How many live processes are named ``name``: a zombie (state Z, a daemon that exited and
-    was not reaped yet) is not a running service."""
-    return sum(1 for p in host.process.filter(comm=name) if not str(p.stat).startswith("Z"))
+def port_holders(host: Any, port: int) -> set[str]:
+    """Names of the processes listening on TCP ``port`` (empty when it is free)."""
+    holders = listeners(host, port)
+    if holders is None:
+        return {"(unknown: ss shows no process; run as root)"}
+    return {holder.name for holder in holders}
+
+
+def same_process(declared: str, shown: str) -> bool:
+    """``shown`` (a ``comm``, cut at 15 characters by the kernel) is the declared name."""
+    return shown == declared or (len(shown) == 15 and declared.startswith(shown))
+
+
+def not_running(host: Any, spec: HostSpec, name: str) -> list[str]:
+    """Why the declared process ``name`` is not running on ``spec`` (empty: it is): each port
+    the profile binds to it must be held by a process of that name. A process of the same name
+    that holds none of them (running for something else) does not count. One ``ss`` listing
+    per port, so no process can vanish between listing and inspection. A listener ss cannot
+    name (not root) is could-not-run, never a verdict."""
+    problems = []
+    for port in (p for p in spec.ports if p.process == name):
+        holders = listeners(host, port.port)
+        if holders is None:
+            raise CouldNotRun(f"{spec.name}:{port.port}", "ss -ltnp",
+                              "a socket listens but ss shows no process (run as root)")
+        if not holders:
+            problems.append(f"port {port.port} is free: no process holds it")
+        elif not any(same_process(name, h.name) for h in holders):
+            problems.append(f"port {port.port} is held by "
+                            f"{', '.join(sorted({h.name for h in holders}))}, not {name}")
+    return problems
+
+
+def read_holder(host: Any, port: int, read: Callable[[Holder], T]) -> tuple[Holder, T] | None:
+    """``read`` the first process holding ``port`` (e.g. its /proc/<pid>/environ); None when
+    the port is free. A holder that exits before it is read (a reload) makes the listing be
+    taken again, up to INSPECT_ATTEMPTS times: a vanished process is never a failure, and only
+    an answer from a live holder is returned. ``read`` raises :class:`ProcessGone` for a process
+    that no longer exists; anything else it raises is the caller's."""
+    gone: list[int] = []
+    for _ in range(INSPECT_ATTEMPTS):
+        holders = listeners(host, port)
+        if holders is None:
+            raise CouldNotRun(f"port {port}", "ss -ltnp",
+                              "a socket listens but ss shows no process (run as root)")
+        if not holders:
+            return None
+        try:
+            return holders[0], read(holders[0])
+        except ProcessGone:
+            gone.append(holders[0].pid)
+    raise CouldNotRun(f"port {port}", "read the holder",
+                      f"each process holding it exited before it could be read "
+                      f"(pids {', '.join(map(str, gone))})")
+
+
+class ProcessGone(Exception):
+    """The process exited between the listing and its inspection."""
 
 
 def resources(host: Any, paths: tuple[str, ...]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from plugins import igc_sante
 from plugins import profile_values as values
 from plugins.envfile import parse_env_file
 from policy.api_contract import CHECK_FORMATS
@@ -34,9 +35,14 @@ LOAD_KEYS: dict[str, type | tuple[type, ...]] = {
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "environment": {"name": str, "description": str, "kind": str, "env_file": str,
                     "domains": list, "required_env": list, "allow_outbound": bool,
+                    # Where required_env is looked up on the platform (plugins/platform_env.py):
+                    # its env file, read on the platform host, and/or the environment of the
+                    # process holding this port. The suite's own environment never counts.
+                    "platform_env_file": str, "platform_env_port": int,
                     # The local address the probes bind to (the suite's vantage point).
                     "source_address": str},
-    "trust": {"anchors": str, "forbidden_anchors": str},
+    # self_made: the anchors are a home-made CA, not IGC Santé (the lab's); reports say so.
+    "trust": {"anchors": str, "forbidden_anchors": str, "self_made": bool},
     "policy": {"tls": str},
     "thresholds": {"cert_fail_days": int, "cert_warn_days": int, "disk_free_gb": (int, float),
                    "delivery_deadline_s": (int, float), "whitelist_max_age_h": (int, float),
@@ -123,6 +129,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "lifecycle": ("deploy_command", "rollback_command"),
     "backup": ("dir",),
 }
+# What an MSSanté operator in production cannot lack (issue 13): the agency's whitelist, the
+# client-certificate material the MX refusal checks present (suites/mail/test_mx.py,
+# test_whitelist.py) and the trust anchors. In a test profile they stay optional (the checks
+# that need them are skipped as not configured).
+PRODUCTION_REQUIRED: dict[str, tuple[str, ...]] = {
+    "trust": ("anchors",),
+    "smtp.mx": ("whitelist", "peer_domain", "peer_cert", "peer_key", "rogue_domain",
+                "rogue_cert", "rogue_key", "foreign_cert", "foreign_key"),
+}
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "cert_fail_days": 7, "cert_warn_days": 30, "disk_free_gb": 50, "delivery_deadline_s": 60,
     "whitelist_max_age_h": 24, "http_timeout_s": 10, "connect_timeout_s": 10,
@@ -145,6 +160,7 @@ CHECKS: dict[str, values.Check] = {
     "environment.name": values.name, "environment.kind": values.one_of(*KINDS),
     "environment.domains": _HOSTS,
     "environment.required_env": values.each(values.env_var, "environment variable names"),
+    "environment.platform_env_port": values.port,
     "environment.source_address": values.ip_address,
     **{f"api.{key}": values.json_pointer for key in ("token_pointer", "mailboxes_pointer",
                                                      "health_status_pointer",
@@ -236,6 +252,11 @@ class Profile:
     @property
     def kind(self) -> str:
         return self.data["environment"]["kind"]
+
+    @property
+    def self_made_anchors(self) -> bool:
+        """``[trust] self_made``: the anchors are not IGC Santé's (every report says so)."""
+        return bool(self.data.get("trust", {}).get("self_made"))
 
     @property
     def domains(self) -> list[str]:
@@ -383,6 +404,60 @@ def _validate(path: Path, data: dict[str, Any]) -> None:
     if wanted and wanted not in names:
         raise ProfileError(f"{path}: [lifecycle] key 'host' must name a [[hosts]] entry "
                            f"({', '.join(names) or 'none declared'}), got '{wanted}'")
+    _check_processes(path, data)
+    _check_platform_env(path, data)
+    if data["environment"]["kind"] == "production":
+        _check_production(path, data)
+
+
+def _check_processes(path: Path, data: dict[str, Any]) -> None:
+    """Every ``[[hosts]] processes`` name holds a declared port: a process is "running" when it
+    holds its port (plugins/hosts.py); one of the same name running elsewhere proves nothing."""
+    for number, entry in enumerate(data.get("hosts", []), 1):
+        bound = {port["process"] for port in entry.get("ports", [])}
+        for name in entry.get("processes", []):
+            if name not in bound:
+                raise ProfileError(
+                    f"{path}: [[hosts]] #{number}: processes item '{name}' holds no declared "
+                    f"port: add {{ port = N, process = \"{name}\" }} to its ports (a process "
+                    "is checked by the port it holds; a process of that name running for "
+                    "something else proves nothing)")
+
+
+def _check_platform_env(path: Path, data: dict[str, Any]) -> None:
+    """``required_env`` is looked up on the platform, so the profile must say where."""
+    env = data["environment"]
+    sources = [key for key in ("platform_env_file", "platform_env_port") if key in env]
+    if env.get("required_env") and not sources:
+        raise ProfileError(
+            f"{path}: [environment] required_env needs 'platform_env_file' (the platform's env "
+            "file on its host) or 'platform_env_port' (the port whose process environment is "
+            "read): the suite's own environment and env_file never satisfy it")
+    if sources and not data.get("hosts"):
+        raise ProfileError(f"{path}: [environment] key '{sources[0]}' is read on the platform "
+                           "host: declare it in [[hosts]]")
+
+
+def _check_production(path: Path, data: dict[str, Any]) -> None:
+    """A production profile: the mandatory keys (PRODUCTION_REQUIRED) and IGC Santé's
+    PRODUCTION anchors, exactly, by fingerprint (plugins/igc_sante.py)."""
+    for section, keys in PRODUCTION_REQUIRED.items():
+        table = _lookup(data, section)
+        if table is None:
+            raise ProfileError(f"{path}: missing table [{section}] (required in a production "
+                               "profile)")
+        for key in keys:
+            if key not in table:
+                raise ProfileError(f"{path}: [{section}] missing key '{key}' (required in a "
+                                   "production profile: an MSSanté operator without it is "
+                                   "not compliant)")
+    trust = data["trust"]
+    if trust.get("self_made"):
+        raise ProfileError(f"{path}: [trust] key 'self_made' must not be true in a production "
+                           "profile: its anchors are IGC Santé PRODUCTION's")
+    problem = igc_sante.production_problem((path.parent / trust["anchors"]).resolve())
+    if problem:
+        raise ProfileError(f"{path}: [trust] key 'anchors' {problem}")
 
 
 def _known_children(dotted: str) -> dict[str, str]:

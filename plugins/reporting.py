@@ -28,7 +28,7 @@ import psycopg
 import pytest
 import redis
 
-from plugins import environments, redaction, run
+from plugins import environments, igc_sante, redaction, run
 from plugins.results import CheckResult, counts, merge
 from plugins.summary_md import render, verdict
 from probes.errors import CouldNotRun
@@ -159,6 +159,8 @@ class Collector:
         return {
             "environment": f"{profile.name} ({profile.kind})" if profile else "none",
             "profile": str(profile.path) if profile else "",
+            "trust_anchors": (igc_sante.anchors_statement(profile.data, profile.path.parent)
+                              if profile else None),
             "run_id": info.run_id,
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.started)),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),

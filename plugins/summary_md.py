@@ -33,6 +33,7 @@ def render(meta: dict[str, Any], results: list[CheckResult]) -> str:
     lines += ["## Informations générales", ""]
     for label, key in (("Date (UTC)", "started"), ("Fin (UTC)", "finished"),
                        ("Environnement", "environment"), ("Profil", "profile"),
+                       ("Ancres de confiance", "trust_anchors"),
                        ("Version de la plateforme", "target_version"),
                        ("Lancé par", "user"), ("Commande", "command"),
                        ("Version de mssante-check (git)", "suite_commit"),

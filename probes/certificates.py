@@ -21,7 +21,7 @@ import ipaddress
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -39,6 +39,7 @@ SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 _PURPOSE_NAMES = {SERVER_AUTH: "serverAuth", CLIENT_AUTH: "clientAuth"}
 TEST_OU = "IGC-SANTE TEST"
+TEST_ORG = "ASIP-SANTE"
 _TEST_CN = re.compile(r"\bTEST AC\b", re.IGNORECASE)
 _SECONDS_PER_DAY = 86400.0
 
@@ -92,6 +93,17 @@ def common_name(name: x509.Name) -> str:
 
 def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def is_igc_test_anchor(name: x509.Name) -> bool:
+    """True for a name of the agency's own TEST hierarchy: ``OU=IGC-SANTE TEST`` *and*
+    ``O=ASIP-SANTE``. Stricter than :func:`is_test_name` on purpose: it decides whether a test
+    profile's anchors are IGC Santé's, and a home-made CA only has to copy one word to look
+    like TEST (the lab's say ``O=LAB ASIP-SANTE``: they are self-made)."""
+    ous = {str(ou.value).strip().casefold()
+           for ou in name.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)}
+    orgs = {str(o.value).strip() for o in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)}
+    return TEST_OU.casefold() in ous and orgs == {TEST_ORG}
 
 
 def is_test_name(name: x509.Name) -> bool:
@@ -184,9 +196,16 @@ def chain(presented: Sequence[x509.Certificate], anchors: TrustAnchors,
 
 
 def trust_store(anchors: TrustAnchors, forbidden: TrustAnchors | None = None,
-                production: bool = False, now: dt.datetime | None = None) -> CertCheck:
+                production: bool = False, now: dt.datetime | None = None, *,
+                igc_production: Mapping[str, str] | None = None,
+                self_made: bool | None = None) -> CertCheck:
     """The anchor bundle itself: no forbidden anchor in it, no TEST root in production, none
-    expired (a chain to an expired anchor cannot verify)."""
+    expired (a chain to an expired anchor cannot verify), and, when asked, IGC Santé's own: in
+    production exactly the anchors of ``igc_production`` (SHA-256 fingerprint -> name);
+    elsewhere, with ``self_made=False``, the TEST hierarchy by name (:func:`is_igc_test_anchor`).
+    ``self_made=True`` (the profile says its anchors are home-made) is judged on the rest only:
+    every "chains to IGC Santé" verdict then means "chains to these", which the measured text
+    says."""
     now = now or _now()
     banned = {fingerprint(c) for c in forbidden.certificates} if forbidden else set()
     offending = []
@@ -196,10 +215,24 @@ def trust_store(anchors: TrustAnchors, forbidden: TrustAnchors | None = None,
             offending.append(f"{name}: also in the forbidden anchors {forbidden.label}")
         if production and is_test_name(cert.subject):
             offending.append(f"{name}: IGC Santé TEST anchor in a production trust store")
+        if production and igc_production is not None and fingerprint(cert) not in igc_production:
+            offending.append(f"{name}: not an IGC Santé PRODUCTION anchor (SHA-256 "
+                             f"{fingerprint(cert)[:16]}…)")
+        if not production and self_made is False and not is_igc_test_anchor(cert.subject):
+            offending.append(f"{name}: not the IGC Santé TEST hierarchy (subject "
+                             f"{cert.subject.rfc4514_string()}; expected OU={TEST_OU} and "
+                             f"O={TEST_ORG}): declare [trust] self_made = true for home-made "
+                             "anchors")
         if cert.not_valid_after_utc < now:
             offending.append(f"{name}: expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    if production and igc_production is not None:
+        present = {fingerprint(c) for c in anchors.certificates}
+        offending += [f"{name}: IGC Santé PRODUCTION anchor missing"
+                      for fp, name in igc_production.items() if fp not in present]
     measured = (f"{len(anchors.certificates)} anchor(s) in {anchors.label}: "
                 + ", ".join(common_name(c.subject) for c in anchors.certificates))
+    if self_made and not production:
+        measured += " (self-made, not IGC Santé: chains are checked against non-IGC anchors)"
     return CertCheck("trust store", "fail" if offending else "pass", measured, offending)
 
 

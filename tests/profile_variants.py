@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from plugins.igc_sante import PRODUCTION_BUNDLE
 from plugins.profile import ENV_DIR
+
+# lab.toml as a production profile (kind = "production"): a production profile must trust
+# exactly the shipped IGC Santé PRODUCTION anchors and cannot call them self-made (it is refused
+# at load otherwise), so the lab's own TEST-shaped root is replaced by them. Lab chains then
+# build to nothing trusted, which is what a production profile should say of them.
+PRODUCTION: dict[str, str] = {
+    'kind = "test"': 'kind = "production"',
+    f'anchors = "{ENV_DIR}/../../.lab/pki/anchors-test.pem"': f'anchors = "{PRODUCTION_BUNDLE}"',
+    "self_made = true": "self_made = false",
+}
 
 
 def lab_variant(tmp_path: Path, name: str, replacements: dict[str, str] | None = None,

@@ -18,6 +18,9 @@ from lab.services.base import LabContext, PidfileService
 
 OS_USER = "redis"
 START_TIMEOUT = 15
+# process-impostor: Redis is not on its port, while a redis-server runs for something else
+# here (no snapshot, its own folder), so a process named redis-server exists on the host.
+IMPOSTOR_PORT = ports.REDIS + 1
 
 
 class Redis(PidfileService):
@@ -45,17 +48,20 @@ class Redis(PidfileService):
     def configure(self, ctx: LabContext) -> bool:
         password = ("" if ctx.has("redis-no-password")
                     else f"requirepass {ctx.secrets[identity.REDIS_PASSWORD_ENV]}\n")
+        impostor = ctx.has("process-impostor")
+        # RDB snapshots: after 15 min if 1 change, 5 min if 10, 1 min if 10000 (Redis
+        # defaults); the impostor never snapshots over anything.
+        save = '""' if impostor else "900 1 300 10 60 10000"
         content = f"""\
 # Rendered by `python -m lab up`; edit and run `python -m lab reload` (restarts Redis).
 bind {ports.HOST}
-port {ports.REDIS}
+port {IMPOSTOR_PORT if impostor else ports.REDIS}
 protected-mode yes
 daemonize no
 logfile ""
-dir {self.dir / "data"}
+dir {self._data_dir(impostor)}
 dbfilename dump.rdb
-# RDB snapshots: after 15 min if 1 change, 5 min if 10, 1 min if 10000 (Redis defaults).
-save 900 1 300 10 60 10000
+save {save}
 stop-writes-on-bgsave-error yes
 appendonly no
 {password}"""
@@ -64,16 +70,27 @@ appendonly no
         shutil.chown(self.conf, OS_USER, OS_USER)
         return changed
 
+    def _data_dir(self, impostor: bool) -> Path:
+        return self.dir / ("impostor" if impostor else "data")
+
+    def _rendered_port(self) -> int:
+        """The port the configuration on disk names (the impostor's under process-impostor)."""
+        for line in self.conf.read_text().splitlines():
+            if line.startswith("port "):
+                return int(line.split()[1])
+        return ports.REDIS
+
     def start(self, ctx: LabContext) -> None:
-        data = self.dir / "data"
+        port = self._rendered_port()
+        data = self._data_dir(port == IMPOSTOR_PORT)
         data.mkdir(parents=True, exist_ok=True)
         shutil.chown(data, OS_USER, OS_USER)
         os.chmod(data, 0o750)
         spawn(["redis-server", str(self.conf)], self.log, self.pidfile, user=OS_USER,
               cwd=data)
-        if not wait_port(ports.REDIS, START_TIMEOUT):
+        if not wait_port(port, START_TIMEOUT):
             self.stop()
-            raise LabError(f"redis did not open port {ports.REDIS}: {log_tail(self.log)}")
+            raise LabError(f"redis did not open port {port}: {log_tail(self.log)}")
 
     def reload(self) -> None:
         """Redis cannot re-read its file: apply it with a restart (the snapshot survives)."""

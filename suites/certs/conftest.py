@@ -45,12 +45,14 @@ class CertificateSource:
 
 @dataclass(frozen=True)
 class Trust:
-    """The profile's ``[trust]``: anchors, the anchors a chain must never reach, and whether
-    this is production (where a TEST hierarchy name anywhere fails)."""
+    """The profile's ``[trust]``: anchors, the anchors a chain must never reach, whether
+    this is production (where a TEST hierarchy name anywhere fails), and whether the profile
+    says its anchors are home-made (``self_made``: not IGC Santé's, reports say so)."""
 
     anchors: TrustAnchors
     forbidden: TrustAnchors | None
     production: bool
+    self_made: bool = False
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -133,7 +135,8 @@ def trust(env_profile: Profile) -> Trust:
         forbidden = TrustAnchors.load(forbidden_path) if forbidden_path else None
     except (OSError, ValueError) as exc:
         raise NotMeasured(f"[trust] anchors: cannot load: {exc}") from None
-    return Trust(anchors, forbidden, env_profile.kind == "production")
+    return Trust(anchors, forbidden, env_profile.kind == "production",
+                 env_profile.self_made_anchors)
 
 
 @pytest.fixture

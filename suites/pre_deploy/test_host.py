@@ -1,7 +1,8 @@
 """Host-level checklist through pytest-testinfra: the profile's ``[[hosts]]`` connections.
 
 Checklist items 7 (free disk) and 8 (ports free or held by the expected service), the
-services the seed's production script checks after a deploy (here: before it), key files
+services the seed's production script checks after a deploy (here: before it: a declared
+process runs when it holds its declared ports; a declared ``services`` unit is active), key files
 readable by their owner only, and ``docker compose config`` where Docker Compose is present.
 """
 from __future__ import annotations
@@ -34,10 +35,16 @@ def test_port_free_or_expected(platform_port, record):
 
 
 @pytest.mark.requirement("LIFE-HOST-RUNNING")
-def test_process_running(host_process):
+def test_process_running(host_process, record):
+    """Running means holding its ports: each port the profile binds to the process is held by
+    a process of that name (``ss -ltnp``). A process of the same name elsewhere on the host,
+    running for something else, does not count (issue 13)."""
     spec, name = host_process
-    assert hosts.running(hosts.connect(spec.connection), name), (
-        f"{spec.name}: no {name} process is running")
+    problems = hosts.not_running(hosts.connect(spec.connection), spec, name)
+    ports = [p.port for p in spec.ports if p.process == name]
+    record.measure(f"{spec.name}: {name} on ports {', '.join(map(str, ports))}",
+                   "; ".join(problems) or "holds them all")
+    assert not problems, f"{spec.name}: {name} is not running: {'; '.join(problems)}"
 
 
 @pytest.mark.requirement("LIFE-HOST-RUNNING")

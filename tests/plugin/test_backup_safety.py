@@ -28,7 +28,7 @@ import pytest
 
 from plugins import backup_dump, backup_manifest, backups
 from plugins import profile as profiles
-from tests.profile_variants import lab_variant
+from tests.profile_variants import PRODUCTION, lab_variant
 from tests.suites.backup_lab import lab_profile, platform_lab, redis_pid  # noqa: F401 - fixture
 
 KEY_VAR = "MSSANTE_LAB_BACKUP_HMAC_KEY"
@@ -364,7 +364,7 @@ def test_restore_says_its_plan_before_acting(platform_lab):
 
 
 def test_rollback_auto_never_skips_confirmation_on_production(platform_lab, tmp_path):
-    path = lab_variant(tmp_path, "lab", {'kind = "test"': 'kind = "production"'})
+    path = lab_variant(tmp_path, "lab", PRODUCTION)
     before = Untouched()
     auto = {"ROLLBACK_AUTO": "true"}
     run = cli("--restore", platform_lab.id, env=str(path), extra_env=auto)

@@ -16,8 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.labctl import REPO
-from tests.profile_variants import lab_variant
+from plugins.profile import ENV_DIR
+from tests.profile_variants import PRODUCTION, lab_variant
 
+WHITELIST = f'whitelist = "{ENV_DIR}/../../.lab/postfix/listeblanchemssante.xml"\n'
+PEER_KEY = f'peer_key = "{ENV_DIR}/../../.lab/pki/clients/peer/key.pem"\n'
+PLATFORM_ENV = (f'platform_env_file = "{ENV_DIR}/../../.lab/api/api.env"\n'
+                "platform_env_port = 10080\n")
 LEAKED_PASSWORD = "Pr0file-Leak-42x"
 UNSET = "MSSANTE_TEST_NEVER_SET_SECRET"
 
@@ -95,6 +100,27 @@ CASES: dict[str, tuple[dict[str, str], Callable[[str], str] | None, str, str]] =
                              'maintenance_on_command = "{python} -m lab maintenance on {version}"'},
                             None, "suites/smoke", "[lifecycle] key 'maintenance_on_command' has "
                                                   "unknown placeholder {version}"),
+    # Issue 13: production profiles trust IGC Santé PRODUCTION only and cannot lack the
+    # mandatory MX material; required_env must say where the platform keeps it; a declared
+    # process must hold a declared port.
+    "production-lab-anchors": ({'kind = "test"': 'kind = "production"',
+                                "self_made = true": "self_made = false"}, None, "suites/smoke",
+                               "[trust] key 'anchors' must be exactly the IGC Santé PRODUCTION "
+                               "anchors (by SHA-256 fingerprint)"),
+    "production-self-made": ({**PRODUCTION, "self_made = false": "self_made = true"}, None,
+                             "suites/smoke", "[trust] key 'self_made' must not be true in a "
+                                             "production profile"),
+    "production-no-whitelist": ({**PRODUCTION, WHITELIST: ""}, None, "suites/smoke",
+                                "[smtp.mx] missing key 'whitelist' (required in a production "
+                                "profile"),
+    "production-no-peer-key": ({**PRODUCTION, PEER_KEY: ""}, None, "suites/smoke",
+                               "[smtp.mx] missing key 'peer_key' (required in a production "
+                               "profile"),
+    "required-env-nowhere": ({PLATFORM_ENV: ""}, None, "suites/pre_deploy",
+                             "[environment] required_env needs 'platform_env_file'"),
+    "process-without-port": ({'{ port = 10379, process = "redis-server" }':
+                              '{ port = 10379, process = "redis" }'}, None, "suites/pre_deploy",
+                             "[[hosts]] #1: processes item 'redis-server' holds no declared port"),
 }
 
 

@@ -1,5 +1,5 @@
 """suites/certs on broken *input*: a production profile, certificate files broken one way
-each, a production trust store holding a TEST root, a malformed ``[certificates]`` entry.
+each, trust anchors that are not IGC Santé's, a malformed ``[certificates]`` entry.
 
 The lab's own certificate faults (expiring, expired, untrusted, PRODUCTION chain) are proven
 with the TLS faults in tests/suites/test_tls.py, in one table for both suites. Here the lab
@@ -8,6 +8,7 @@ running, the others read the lab's PKI files and never touch the network.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from lab import pki
 from plugins.profile import ENV_DIR
 from tests.labctl import SuiteRun, run_suite
 from tests.plugin.test_cli import pytest_run
-from tests.profile_variants import lab_variant
+from tests.profile_variants import PRODUCTION, lab_variant
 from tests.suites.test_tls import ENDPOINTS, _explain
 
 CERTS = "suites/certs/test_certificates.py::"
@@ -25,14 +26,11 @@ TRUST = f'anchors = "{ENV_DIR}/../../.lab/pki/anchors-test.pem"'
 FORBIDDEN = f'forbidden_anchors = "{ENV_DIR}/../../.lab/pki/anchors-prod.pem"'
 
 
-def _production(tmp_path: Path, anchors: str = "prod") -> Path:
-    """The lab profile as a production one: PRODUCTION anchors, TEST forbidden (or, with
-    ``anchors="test"``, a production profile wrongly trusting the TEST root)."""
-    replacements = {'kind = "test"': 'kind = "production"'}
-    if anchors == "prod":
-        replacements |= {TRUST: TRUST.replace("anchors-test", "anchors-prod"),
-                         FORBIDDEN: FORBIDDEN.replace("anchors-prod", "anchors-test")}
-    return lab_variant(tmp_path, f"labprod{anchors}", replacements)
+def _production(tmp_path: Path) -> Path:
+    """The lab profile as a production one: the shipped IGC Santé PRODUCTION anchors (the only
+    ones a production profile may trust), the lab's TEST root forbidden."""
+    return lab_variant(tmp_path, "labprod", {
+        **PRODUCTION, FORBIDDEN: FORBIDDEN.replace("anchors-prod", "anchors-test")})
 
 
 def test_test_chain_fails_in_a_production_profile(good_lab, tmp_path):
@@ -104,13 +102,66 @@ def test_certificate_files_broken_one_way_each(tmp_path):
     assert strict.failing() == expected | {f"{CERTS}test_expiry[disk-expiring]"}, strict.messages()
 
 
-def test_production_trust_store_with_a_test_root_fails(tmp_path):
-    good = run_suite("suites/certs/test_trust_store.py", tmp_path=tmp_path / "good")
-    assert good.with_outcome("passed") == {"suites/certs/test_trust_store.py::test_trust_anchors"}
-    run = run_suite("suites/certs/test_trust_store.py", "--env",
-                    str(_production(tmp_path, anchors="test")), tmp_path=tmp_path / "bad")
-    assert run.failing() == {"suites/certs/test_trust_store.py::test_trust_anchors"}
-    assert "IGC Santé TEST anchor in a production trust store" in run.messages()
+def _home_made_ca(folder: Path) -> Path:
+    """A CA anyone can make, whose name says what it is: not IGC Santé."""
+    from tests.unit.test_igc_sante import make_ca, pem
+
+    path = folder / "home-made-anchors.pem"
+    path.write_bytes(pem(make_ca("not IGC Sante", "LAB Home", ("IGC-SANTE TEST",))))
+    return path
+
+
+STORE = "suites/certs/test_trust_store.py"
+ANCHORS_CHECK = f"{STORE}::test_trust_anchors"
+
+
+def test_trust_anchors_must_be_igc_sante_unless_declared_self_made(tmp_path):
+    """Issue 13 item 4. The lab declares its anchors self-made: the check passes and every
+    report header says chains are checked against non-IGC anchors. A test profile that does
+    not declare them fails on a home-made CA named "not IGC Sante" and on the lab's own
+    TEST-shaped root; a production profile trusting anything but IGC Santé PRODUCTION is
+    refused before anything runs; the shipped PRODUCTION anchors pass."""
+    proc = pytest_run(STORE, "--env", "lab", "--evidence", "--reports-dir", str(tmp_path / "lab"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("mssante trust anchors: self-made anchors, not IGC Santé: chains are checked "
+            "against non-IGC anchors") in proc.stdout
+    run_dir = tmp_path / "lab" / "runs" / "latest"
+    note = "chains are checked against non-IGC anchors"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert note in results["metadata"]["trust_anchors"]
+    assert f"**Ancres de confiance:** self-made anchors, not IGC Santé: {note}" in (
+        run_dir / "summary.md").read_text()
+    (bundle,) = (tmp_path / "lab" / "evidence").iterdir()
+    assert f"| Trust anchors | self-made anchors, not IGC Santé: {note}" in (
+        bundle / "evidence.md").read_text()
+    assert f"Trust anchors</td><td>self-made anchors, not IGC Santé: {note}" in (
+        bundle / "evidence.html").read_text()
+
+    home = lab_variant(tmp_path, "labhome", {
+        TRUST: f'anchors = "{_home_made_ca(tmp_path)}"', "self_made = true": "self_made = false"})
+    run = run_suite(STORE, "--env", str(home), tmp_path=tmp_path / "home")
+    assert run.failing() == {ANCHORS_CHECK}, run.messages()
+    assert ("not IGC Sante: not the IGC Santé TEST hierarchy (subject CN=not IGC Sante,"
+            "OU=IGC-SANTE TEST,O=LAB Home,C=FR; expected OU=IGC-SANTE TEST and O=ASIP-SANTE)"
+            in run.messages()), run.messages()
+    undeclared = lab_variant(tmp_path, "labundeclared", {"self_made = true": "self_made = false"})
+    run = run_suite(STORE, "--env", str(undeclared), tmp_path=tmp_path / "undeclared")
+    assert run.failing() == {ANCHORS_CHECK}, run.messages()
+    assert "LAB TEST AC RACINE IGC-SANTE ELEMENTAIRE: not the IGC Santé TEST hierarchy" in (
+        run.messages())
+
+    production = run_suite(STORE, "--env", str(_production(tmp_path)),
+                           tmp_path=tmp_path / "production")
+    assert production.with_outcome("passed") == {ANCHORS_CHECK}, production.messages()
+    for anchors in ("anchors-test", "anchors-prod"):    # the lab's TEST and PRODUCTION roots
+        wrong = lab_variant(tmp_path, f"labprod-{anchors}", {
+            'kind = "test"': 'kind = "production"', "self_made = true": "self_made = false",
+            TRUST: TRUST.replace("anchors-test", anchors)})
+        proc = pytest_run(STORE, "--env", str(wrong))
+        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+        assert proc.returncode == 4 and len(lines) == 1, proc.stdout + proc.stderr
+        assert (f"{wrong}: [trust] key 'anchors' must be exactly the IGC Santé PRODUCTION "
+                "anchors (by SHA-256 fingerprint)") in lines[0], lines[0]
 
 
 def test_bad_certificate_files_entry_is_one_usage_error_line(tmp_path):

@@ -26,7 +26,7 @@ from lab import deploy
 from plugins import backups
 from tests.labctl import run_suite
 from tests.plugin.test_cli import pytest_run
-from tests.profile_variants import lab_variant
+from tests.profile_variants import PRODUCTION, lab_variant
 from tests.suites.backup_lab import lab_profile, platform_lab, served_version  # noqa: F401
 
 PHASES = ["pre_deploy", "backup", "maintenance_on", "deploy", "migrations", "wait_version",
@@ -197,7 +197,7 @@ def test_failed_post_deploy_tests_roll_back(platform_lab, lab_fault, tmp_path):
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_production_needs_confirm_prod(tmp_path, xdist):
-    profile = lab_variant(tmp_path, "labprod", {'kind = "test"': 'kind = "production"'})
+    profile = lab_variant(tmp_path, "labprod", PRODUCTION)
     proc = pytest_run("suites/smoke", "--env", str(profile), "--deploy", "1.1.0", *xdist,
                       env={"BACKUP_DIR": str(tmp_path / "backups")})
     assert proc.returncode == 4

@@ -15,7 +15,7 @@ import pytest
 
 from tests.labctl import REPO, run_suite
 from tests.plugin.test_cli import pytest_run
-from tests.profile_variants import lab_variant
+from tests.profile_variants import PRODUCTION, lab_variant
 
 SUITE = "suites/load"
 T = "suites/load/test_load.py::"
@@ -52,7 +52,7 @@ def test_refused_under_xdist():
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_production_needs_confirm_prod(tmp_path, xdist):
     """No lab needed: the refusal comes before collection, so nothing can be sent."""
-    profile = lab_variant(tmp_path, "labprod", {'kind = "test"': 'kind = "production"'})
+    profile = lab_variant(tmp_path, "labprod", PRODUCTION)
     reports = tmp_path / "reports"
     proc = pytest_run(SUITE, "--env", str(profile), *SHORT, *xdist, "--reports-dir",
                       str(reports))

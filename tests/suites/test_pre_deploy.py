@@ -15,7 +15,8 @@ import pytest
 
 from lab import deploy
 from tests.labctl import run_suite
-from tests.profile_variants import lab_variant
+from plugins.profile import ENV_DIR
+from tests.profile_variants import PRODUCTION, lab_variant
 from tests.suites.backup_lab import platform_lab  # noqa: F401 - fixture
 
 SUITE = "suites/pre_deploy"
@@ -54,8 +55,11 @@ def test_broken_items_are_named(platform_lab, tmp_path):
     (bin_dir / "docker").write_text(DOCKER_STUB)
     os.chmod(bin_dir / "docker", stat.S_IRWXU)
     profile = lab_variant(tmp_path, "labbroken", {
-        'required_env = ["MSSANTE_LAB_DB_PASSWORD"':
-            'required_env = ["MSSANTE_LAB_NEVER_SET", "MSSANTE_LAB_DB_PASSWORD"',
+        # Set only where mssante-check reads its own secrets (its environment, its env_file):
+        # neither is the platform's, so both fail.
+        'required_env = ["MSSANTE_API_DB_PASSWORD_ENV"':
+            'required_env = ["MSSANTE_LAB_NEVER_SET", "MSSANTE_LAB_DB_PASSWORD", '
+            '"MSSANTE_API_DB_PASSWORD_ENV"',
         'server/good/cert.pem"': 'server/expiring/cert.pem"',
         "disk_free_gb = 1 ": "disk_free_gb = 1000000 ",
         '/.lab/redis/redis.conf"]': f'/.lab/redis/redis.conf", "{exposed}"]',
@@ -63,11 +67,15 @@ def test_broken_items_are_named(platform_lab, tmp_path):
             f'command_timeout_s = 120\ncompose_files = ["{tmp_path}/docker-compose.yml"]',
     })
     run = run_suite(SUITE, "--env", str(profile), tmp_path=tmp_path,
-                    env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+                    env={"PATH": f"{bin_dir}:{os.environ['PATH']}",
+                         "MSSANTE_LAB_NEVER_SET": "set-for-the-suite-only"})
     assert run.returncode != 0
     expected = {
         T + "test_environment.py::test_required_variable_set[MSSANTE_LAB_NEVER_SET]":
-            "MSSANTE_LAB_NEVER_SET is not set",
+            "MSSANTE_LAB_NEVER_SET is not set on the platform (required by [environment] "
+            "required_env of labbroken.toml; looked up in platform:",
+        T + "test_environment.py::test_required_variable_set[MSSANTE_LAB_DB_PASSWORD]":
+            "/.lab/api/api.env; platform: environment of the process holding port 10080 (",
         T + "test_certificates.py::test_certificate_file_valid[server]":
             "expiring/cert.pem): certificate expires in",
         T + "test_host.py::test_disk_free[platform-.lab]": "GB before a deployment",
@@ -84,15 +92,26 @@ def test_broken_items_are_named(platform_lab, tmp_path):
 
 
 def test_node_env_production_is_required_for_production(platform_lab, tmp_path):
-    profile = lab_variant(tmp_path, "labprod", {'kind = "test"': 'kind = "production"'})
+    """NODE_ENV is read from the platform's env file (then its process), never from the
+    suite's environment: NODE_ENV=production set for mssante-check alone still fails."""
+    env_file = tmp_path / "platform.env"
+    profile = lab_variant(tmp_path, "labprod", {
+        **PRODUCTION, f'platform_env_file = "{ENV_DIR}/../../.lab/api/api.env"':
+            f'platform_env_file = "{env_file}"'})
     test = T + "test_environment.py::test_node_env_is_production"
+    env_file.write_text("MSSANTE_API_LISTEN=127.0.0.1:10080\n")
     unset = run_suite(test, "--env", str(profile), tmp_path=tmp_path / "unset",
-                      env={"NODE_ENV": ""})
+                      env={"NODE_ENV": "production"})
     assert unset.outcomes() == {test: "failed"}
-    assert ("NODE_ENV is not set: a production deployment needs NODE_ENV=production"
-            in unset.messages())
+    assert ("NODE_ENV on the platform is not set: a production deployment needs "
+            "NODE_ENV=production" in unset.messages())
+    env_file.write_text("NODE_ENV=development\n")
+    wrong = run_suite(test, "--env", str(profile), tmp_path=tmp_path / "wrong")
+    assert wrong.outcomes() == {test: "failed"}
+    assert f"NODE_ENV on the platform is 'development' in platform:{env_file}" in wrong.messages()
+    env_file.write_text("NODE_ENV=production\n")
     production = run_suite(test, "--env", str(profile), tmp_path=tmp_path / "set",
-                           env={"NODE_ENV": "production"})
+                           env={"NODE_ENV": ""})
     assert production.outcomes() == {test: "passed"}
 
 

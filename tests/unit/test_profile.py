@@ -357,3 +357,52 @@ def test_any_value_anywhere_is_a_profile_error_or_accepted():
                 profile._validate(profile.ENV_DIR / "lab.toml", data)
             except ProfileError as exc:
                 assert "\n" not in str(exc)
+
+
+# --- issue 13: production requirements, required_env on the platform, port-bound processes
+
+PRODUCTION_MINIMAL = """
+[environment]
+name = "p"
+kind = "production"
+"""
+MX_MATERIAL = ('[smtp.mx]\nhost = "mx.example.fr"\nport = 25\n' + "".join(
+    f'{key} = "{value}"\n' for key, value in (
+        ("whitelist", "/w.xml"), ("peer_domain", "peer.example.fr"), ("peer_cert", "/p.pem"),
+        ("peer_key", "/p.key"), ("rogue_domain", "rogue.example.fr"), ("rogue_cert", "/r.pem"),
+        ("rogue_key", "/r.key"), ("foreign_cert", "/f.pem"), ("foreign_key", "/f.key"))))
+
+
+def test_production_profile_needs_igc_anchors_and_mx_material(tmp_path):
+    from plugins.igc_sante import PRODUCTION_BUNDLE
+
+    trust = f'[trust]\nanchors = "{PRODUCTION_BUNDLE}"\n'
+    assert refused(tmp_path, PRODUCTION_MINIMAL) == ("missing table [trust] (required in a "
+                                                     "production profile)")
+    assert refused(tmp_path, PRODUCTION_MINIMAL + trust).startswith(
+        "missing table [smtp.mx] (required in a production profile)")
+    without = MX_MATERIAL.replace('rogue_cert = "/r.pem"\n', "")
+    assert refused(tmp_path, PRODUCTION_MINIMAL + trust + without).startswith(
+        "[smtp.mx] missing key 'rogue_cert' (required in a production profile")
+    assert profile.load(str(write(tmp_path, PRODUCTION_MINIMAL + trust + MX_MATERIAL))).kind \
+        == "production"
+    lab_anchors = trust.replace(str(PRODUCTION_BUNDLE), "/nonexistent/anchors.pem")
+    assert refused(tmp_path, PRODUCTION_MINIMAL + lab_anchors + MX_MATERIAL).startswith(
+        "[trust] key 'anchors' cannot be read")
+
+
+def test_test_profile_may_lack_the_production_requirements(tmp_path):
+    text = MINIMAL + '[smtp.mx]\nhost = "mx.example.fr"\nport = 25\n'
+    assert profile.load(str(write(tmp_path, text))).kind == "test"
+
+
+def test_platform_env_sources_need_a_host(tmp_path):
+    assert refused(tmp_path, MINIMAL + 'platform_env_file = "/opt/x/.env"\n') == (
+        "[environment] key 'platform_env_file' is read on the platform host: declare it in "
+        "[[hosts]]")
+    assert "'platform_env_port' must be a port" in refused(
+        tmp_path, MINIMAL + 'platform_env_port = 0\n')
+    with_host = (MINIMAL + 'required_env = ["A"]\nplatform_env_port = 3000\n'
+                 '[[hosts]]\nname = "h"\nconnection = "local://"\n')
+    assert profile.load(str(write(tmp_path, with_host))).data["environment"]["platform_env_port"] \
+        == 3000
