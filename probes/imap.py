@@ -48,6 +48,7 @@ class ImapSession:
         self.read_timeout = timeout if read_timeout is None else read_timeout
         self.timed_out = False
         self._bound: Deadline | None = None
+        self._sockets: list[socket.socket] = []   # every socket of this session, to close
         self.command = "welcome"        # the last command sent: names the step that stalls
         self.transcript = Transcript(name)
         self.transcript.note(f"connect {host}:{port} ({'TLS' if implicit_tls else 'plain'}, "
@@ -64,6 +65,10 @@ class ImapSession:
                 step = ("welcome" if isinstance(exc, imaplib.IMAP4.error) else
                         "TLS handshake" if isinstance(exc, ssl.SSLError) else "connect")
                 raise CouldNotRun(self.endpoint, step, reason(exc)) from exc
+            finally:
+                if not hasattr(self, "client"):     # no session: leave no socket open
+                    for sock in self._sockets:
+                        sock.close()
             # imapclient writes a command and its CRLF in two sends: with Nagle on, each
             # command waits for the server's delayed ACK (~40 ms), a client artefact.
             self.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -96,6 +101,7 @@ class ImapSession:
         return None if client is None else client._imap.sock  # noqa: SLF001
 
     def _watch(self, sock: socket.socket) -> None:
+        self._sockets.append(sock)
         if self._bound is not None:
             self._bound.watch(sock)
 

@@ -54,7 +54,7 @@ class RecordingSMTP(smtplib.SMTP):
         self.timed_out = False          # a deadline passed: the session is no longer usable
         transcript.note(f"connect {host}:{port} (deadline {timeout:g} s for connection and "
                         f"banner, {self.read_timeout:g} s per exchange)")
-        with self.bounded("connect", timeout) as bound:
+        with self.bounded("connect", timeout) as bound, self._closed_on_failure():
             try:
                 super().__init__(host, port, local_hostname=local_hostname,
                                  timeout=bound.remaining())
@@ -67,6 +67,15 @@ class RecordingSMTP(smtplib.SMTP):
                 if isinstance(exc, ssl.SSLCertVerificationError) or not _unreachable(exc):
                     raise
                 raise CouldNotRun(self.endpoint, "connect", reason(exc)) from exc
+
+    @contextmanager
+    def _closed_on_failure(self) -> Iterator[None]:
+        """A session that never got its banner leaves no socket open behind it."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     @contextmanager
     def bounded(self, step: str, seconds: float | None = None) -> Iterator[Deadline]:

@@ -51,5 +51,9 @@ class watched_handshake:  # noqa: N801 - used like the context it stands for
         tls = self.context.wrap_socket(sock, server_hostname=server_hostname,
                                        do_handshake_on_connect=False)
         self.watch(tls)
-        tls.do_handshake()
+        try:
+            tls.do_handshake()
+        except BaseException:
+            tls.close()                 # the caller never gets it: close it here
+            raise
         return tls
