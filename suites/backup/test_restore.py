@@ -14,7 +14,7 @@ import time
 import psycopg
 import pytest
 
-from plugins import backups
+from plugins import backup_fingerprint, backups
 
 pytestmark = pytest.mark.service("backup")
 
@@ -38,20 +38,20 @@ def test_database_restores_identically(latest_backup, scratch_postgres, backup_s
     backups.load_dump(latest_backup.path / "database.dump", scratch_postgres, backup_settings)
     record.measure("database restore", round(time.monotonic() - started, 2), "s")
     with psycopg.connect(**scratch_postgres, connect_timeout=10) as conn:
-        restored = backups.database_fingerprint(conn)
+        restored = backup_fingerprint.database_fingerprint(conn)
     expected = latest_backup.fingerprint()["database"]
     record.measure("tables", len(restored))
     record.measure("rows", sum(t["rows"] for t in restored.values()))
-    differences = backups.compare_database(expected, restored)
+    differences = backup_fingerprint.compare_database(expected, restored)
     assert not differences, (f"backup {latest_backup.id}: the restored database differs from "
                              "the backup's fingerprint: " + "; ".join(differences))
 
 
 @pytest.mark.requirement("SEED-OPS-4")
 def test_redis_restores_identically(latest_backup, scratch_redis, record):
-    restored = backups.redis_fingerprint(scratch_redis)
+    restored = backup_fingerprint.redis_fingerprint(scratch_redis)
     expected = latest_backup.fingerprint()["redis"]
     record.measure("redis keys", len(restored))
-    differences = backups.compare_redis(expected, restored)
+    differences = backup_fingerprint.compare_redis(expected, restored)
     assert not differences, (f"backup {latest_backup.id}: the restored Redis snapshot differs "
                              "from the backup's fingerprint: " + "; ".join(differences))
