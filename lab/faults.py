@@ -27,12 +27,16 @@ FAULTS: dict[str, str] = {
     "api-down": "reference API process not running (nginx answers 502)",
     "health-lies": "API /health says ok without asking the database (and the database is down)",
     "auth-broken": "API login refuses every password",
+    "api-health-shape": "API /health answers readiness as {\"status\": \"ready\", \"checks\": "
+                        "{\"db\": \"ok\", \"redis\": \"ok\"}} (a healthy platform, another "
+                        "contract)",
     "db-down": "PostgreSQL not running",
     "redis-down": "Redis not running",
     "redis-no-password": "Redis accepts commands without a password",
     "process-impostor": "Redis is stopped on its port while another redis-server, holding "
                         "an unrelated port, runs on the host",
     "prometheus-down": "Prometheus not running",
+    "alertmanager-down": "Alertmanager not running (Prometheus still lists it and sends to it)",
     "delivery-broken": "mail is accepted by Postfix but never reaches the mailbox",
     "whitelist-stale": "the MTA's whitelist copy is older than its freshness bound",
 }

@@ -36,6 +36,7 @@ from plugins import profile as profiles
 from plugins.profile import NotConfigured, Profile, ProfileError
 from plugins.redaction import redact
 from plugins.run import REPORTS_DIR
+from policy.api_contract import ApiContract
 from probes import http, smtp
 from probes.imap import ImapSession
 from probes.http import http_client
@@ -56,15 +57,21 @@ class ServiceHealth:
 
 
 def _check_api(profile: Profile, timeouts: dict[str, float]) -> str:
+    """The health path's status judged by the profile's API contract (accepted values at the
+    status pointer: the seed's ``{"status": "ok"}`` by default)."""
     section = profile.section("api")
-    path = section.get("health_path", "/health")
+    contract = ApiContract.from_section(section)
+    path = contract.health_path
     response = http.get(section, timeouts["http"], path)
     if response.status_code != 200:
         raise RuntimeError(f"{path} answered {response.status_code}")
-    status = response.json().get("status")
-    if status != "ok":
-        raise RuntimeError(f"{path} status is {status!r}")
-    return f"{path} status ok"
+    try:
+        health = contract.judge_health(response.json(), need_checks=False)
+    except ValueError:
+        raise RuntimeError(f"{path} answered without JSON") from None
+    if not health.healthy:
+        raise RuntimeError("; ".join(health.problems))
+    return f"{path} status {health.status}"
 
 
 def _check_frontend(profile: Profile, timeouts: dict[str, float]) -> str:

@@ -44,6 +44,7 @@ from plugins import backups, commands, environments, hosts, redaction, reporting
 from plugins.outcomes import wait_until
 from plugins.profile import NotConfigured, Profile, ProfileError
 from plugins.targets import http_client
+from policy.api_contract import ApiContract
 from probes.deadline import DeadlineExceeded, deadline
 from probes.errors import CouldNotRun
 
@@ -491,13 +492,19 @@ class Lifecycle:
                 f"{waited.elapsed_s:.1f}s")
 
     def _wait_healthy(self) -> str:
-        path = self.profile.section("api").get("health_path", "/health")
+        contract = ApiContract.from_section(self.profile.section("api"))
+        path = contract.health_path
         last: list[str] = []
 
         def healthy() -> bool:
             response = self._api(path)
             last[:] = [f"{response.status_code} {response.text[:300]}"]
-            return response.status_code == 200 and response.json().get("status") == "ok"
+            if response.status_code != 200:
+                return False
+            try:
+                return contract.judge_health(response.json(), need_checks=False).healthy
+            except ValueError:
+                return False
 
         waited = wait_until(healthy, timeout=self.health_timeout, interval=1.0)
         if not waited.ok:
@@ -522,7 +529,7 @@ class Lifecycle:
 
     def _sample_api(self) -> None:
         """Time a few health requests once settled: the report's API response time."""
-        path = self.profile.section("api").get("health_path", "/health")
+        path = ApiContract.from_section(self.profile.section("api")).health_path
         for _ in range(API_SAMPLES):
             try:
                 self._api(path)

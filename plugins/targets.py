@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from plugins.profile import Profile
+from policy.api_contract import ApiContract, replace
 from probes.secret import Mailbox, Secret
 from probes.http import http_client
 
@@ -33,22 +34,30 @@ def frontend(env_profile: Profile, timeouts: dict[str, float]) -> Iterator[httpx
         yield client
 
 
+@pytest.fixture(scope="session")
+def api_contract(env_profile: Profile) -> ApiContract:
+    """The platform API's paths, fields and health shape as ``[api]`` declares them (the
+    seed's by default); every check that reads the API judges it through this."""
+    return ApiContract.from_section(env_profile.data.get("api", {}))
+
+
 @pytest.fixture
-def api_login(env_profile: Profile, api: httpx.Client) -> Callable[[str, str], httpx.Response]:
-    """POST the seed's login call. A token in the answer becomes a :class:`Secret` (masked
+def api_login(api_contract: ApiContract,
+              api: httpx.Client) -> Callable[[str, str], httpx.Response]:
+    """POST the contract's login call. A token in the answer becomes a :class:`Secret` (masked
     repr, registered for redaction): ``response.json()`` returns the parsed answer holding it
     (httpx would parse the body again, into a plain string, on every call)."""
 
     def login(email: str, password: str) -> httpx.Response:
-        response = api.post("/api/v1/auth/login", json={"email": email, "password": password})
+        response = api.post(api_contract.login_path,
+                            json=api_contract.login_body(email, password))
         try:
             parsed = response.json()
-            data = parsed.get("data") or {}
-            token = data.get("token")
-        except (ValueError, AttributeError):
+        except ValueError:
             return response
-        if isinstance(token, str) and token:
-            data["token"] = Secret(token)
+        token = api_contract.token(parsed)
+        if token is not None:
+            replace(parsed, api_contract.token_pointer, Secret(token))
             response.json = lambda **_: parsed  # type: ignore[method-assign]
         return response
 

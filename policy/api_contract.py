@@ -54,6 +54,23 @@ def resolve(document: Any, pointer: str, default: Any = None) -> Any:
     return value
 
 
+def replace(document: Any, pointer: str, value: Any) -> bool:
+    """Put ``value`` where ``pointer`` points, in place, if something is there already (the
+    login fixture swaps the token for a masked Secret); False when nothing is there."""
+    parent_pointer, _, last = pointer.rpartition("/")
+    parent = resolve(document, parent_pointer)
+    last = last.replace("~1", "/").replace("~0", "~")
+    if not pointer:
+        return False
+    if isinstance(parent, dict) and last in parent:
+        parent[last] = value
+        return True
+    if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+        parent[int(last)] = value
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class Health:
     """A health answer judged against the contract: ``healthy`` only on evidence (the status

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from probes.errors import CouldNotRun
+
 
 class MonitoringApiError(Exception):
     """The service answered, but not what its API promises (a failed check, not an outage)."""
@@ -106,6 +108,49 @@ def active_alertmanagers(client: httpx.Client) -> list[str]:
     return [entry["url"] for entry in data.get("activeAlertmanagers", [])]
 
 
+def endpoint_key(url: str) -> tuple[str, int]:
+    """(host, port) of an http(s) URL, the port defaulted by scheme: what "the same
+    Alertmanager" means when Prometheus prints ``http://host:port/api/v2/alerts`` and the
+    profile says ``http://host:port``."""
+    parsed = httpx.URL(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return parsed.host.lower().strip("[]"), port
+
+
+def alertmanager_in_use(active: list[str], profile_url: str) -> str | None:
+    """The URL among Prometheus' active Alertmanagers that is the profile's (same host and
+    port), or None: alerts sent elsewhere are not the ones the operator reads."""
+    wanted = endpoint_key(profile_url)
+    return next((url for url in active if endpoint_key(url) == wanted), None)
+
+
+def alerting_problem(prometheus: httpx.Client, alertmanager: httpx.Client,
+                     profile_url: str) -> tuple[list[str], str | None]:
+    """(Prometheus' active Alertmanagers, what is wrong with the wiring or None).
+
+    Wrong: none active; none of them the profile's ``profile_url``; or the profile's not
+    answering ``/-/ready``. Prometheus sending to an Alertmanager that does not answer is the
+    platform's alerting broken, so that is a problem, not could-not-run; Prometheus itself
+    not answering stays :class:`~probes.errors.CouldNotRun` (nothing measured)."""
+    active = active_alertmanagers(prometheus)
+    if not active:
+        return active, "Prometheus has no active Alertmanager: its alerts go nowhere"
+    used = alertmanager_in_use(active, profile_url)
+    if used is None:
+        return active, (f"Prometheus sends its alerts to {', '.join(active)}, not to the "
+                        f"profile's Alertmanager {profile_url}: the alerts the operator reads "
+                        "are not Prometheus' ones")
+    try:
+        response = alertmanager.get("/-/ready")
+    except CouldNotRun as exc:
+        return active, (f"Prometheus sends its alerts to {used}, which does not answer: "
+                        f"{exc.reason} (alerts go nowhere)")
+    if response.status_code != 200:
+        return active, (f"Prometheus sends its alerts to {used}, whose /-/ready answers "
+                        f"{response.status_code}")
+    return active, None
+
+
 def alertmanager_status(client: httpx.Client) -> dict[str, Any]:
     """Alertmanager's ``/api/v2/status`` (version, uptime, loaded configuration)."""
     response = client.get("/api/v2/status")
@@ -115,10 +160,13 @@ def alertmanager_status(client: httpx.Client) -> dict[str, Any]:
 
 
 def post_alert(client: httpx.Client, labels: dict[str, str], annotations: dict[str, str],
-               starts_at: dt.datetime) -> None:
-    """Post one alert to Alertmanager (API v2: the v1 endpoint the seed uses is gone since 0.27)."""
+               starts_at: dt.datetime, ends_at: dt.datetime | None = None) -> None:
+    """Post one alert to Alertmanager (API v2: the v1 endpoint the seed uses is gone since 0.27).
+    ``ends_at``: when it resolves by itself (a test alert must not linger)."""
     alert = {"labels": labels, "annotations": annotations,
              "startsAt": starts_at.astimezone(dt.timezone.utc).isoformat()}
+    if ends_at is not None:
+        alert["endsAt"] = ends_at.astimezone(dt.timezone.utc).isoformat()
     response = client.post("/api/v2/alerts", json=[alert])
     if response.status_code != 200:
         raise MonitoringApiError(f"Alertmanager refused the alert: {response.status_code} "

@@ -62,7 +62,7 @@ class Settings:
     cert_file: Path | None          # certificate nginx serves on https-api (expiry metric)
     pki_dir: Path | None            # where crl/ and aia/ are published from
     seed_users: tuple[SeedUser, ...]
-    faults: frozenset[str]          # lab fault switches: health-lies, auth-broken
+    faults: frozenset[str]          # lab fault switches: health-lies, auth-broken, api-health-shape
     release_dir: Path = PACKAGE_DIR  # the release served: VERSION and migrations/
 
     @property

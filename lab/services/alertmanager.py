@@ -57,6 +57,10 @@ class Alertmanager(PidfileService):
     def log(self) -> Path:
         return self.dir / "alertmanager.log"
 
+    def wanted(self, ctx: LabContext) -> bool:
+        # alertmanager-down: stopped, while Prometheus' configuration still sends to it.
+        return not ctx.has("alertmanager-down")
+
     def configure(self, ctx: LabContext) -> bool:
         return write_if_changed(self.conf, CONFIG, 0o644)
 

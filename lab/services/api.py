@@ -3,7 +3,7 @@
 ``configure`` writes ``.lab/api/api.env``, the API's only settings file. It names the
 variables holding secrets (the API reads them from ``.lab/secrets.env``) rather than copying
 them, so the file can be shown and edited freely. The API's own faults (``health-lies``,
-``auth-broken``) are switches in that file, visible to whoever reads it.
+``auth-broken``, ``api-health-shape``) are switches in that file, visible to whoever reads it.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from lab.process import (LabError, log_tail, pid_alive, port_open, spawn, write_
 from lab.services.base import LabContext, PidfileService
 
 START_TIMEOUT = 15
-API_FAULTS = ("health-lies", "auth-broken")
+API_FAULTS = ("health-lies", "auth-broken", "api-health-shape")
 
 
 def wait_listening(pid: int, port: int, timeout: float) -> bool:

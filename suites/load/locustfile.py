@@ -37,12 +37,11 @@ sys.path.insert(0, str(REPO))
 
 from plugins import profile as profiles  # noqa: E402
 from plugins.profile import Profile  # noqa: E402
+from policy.api_contract import ApiContract  # noqa: E402
 from probes import smtp  # noqa: E402
 from probes.imap import ImapSession  # noqa: E402
 from probes.tlsctx import client_context  # noqa: E402
 
-LOGIN_PATH = "/api/v1/auth/login"
-MAILBOXES_PATH = "/api/v1/mailboxes"
 RECENT = 10                      # how many of the newest messages the IMAP user fetches
 # Steps of one SMTP session in order; a session ends with a failure at one of them or at "send".
 SMTP_STEPS = ("connect", "starttls", "auth", "send")
@@ -163,6 +162,7 @@ class ApiUser(FastHttpUser):
     def __init__(self, environment: Environment) -> None:
         self.target = target(environment)
         section = self.target.profile.section("api")
+        self.contract = ApiContract.from_section(section)
         self.host = section["url"]
         self.network_timeout = self.target.http_timeout
         self.connection_timeout = self.target.connect_timeout
@@ -176,40 +176,34 @@ class ApiUser(FastHttpUser):
 
     def login(self) -> None:
         email, password = self.target.account()
-        with self.client.post(LOGIN_PATH, json={"email": email, "password": password},
+        contract = self.contract
+        with self.client.post(contract.login_path, json=contract.login_body(email, password),
                               catch_response=True) as response:
-            token = _token(response)
+            token = contract.token(_json(response)) if response.status_code == 200 else None
             if token:
                 self.headers = {"Authorization": f"Bearer {token}"}
             else:
-                response.failure(f"login answered {response.status_code} without data.token")
+                response.failure(f"login answered {response.status_code} without a token at "
+                                 f"{contract.token_pointer}")
 
     @task
     def list_mailboxes(self) -> None:
         if self.headers is None:
             self.login()           # a failed login is retried, and counted, every iteration
             return
-        with self.client.get(MAILBOXES_PATH, headers=self.headers,
+        with self.client.get(self.contract.mailboxes_path, headers=self.headers,
                              catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"answered {response.status_code}")
-            elif not isinstance(_json(response).get("data"), list):
-                response.failure("answered 200 without a data list")
+            elif self.contract.mailboxes(_json(response)) is None:
+                response.failure(f"answered 200 without a list at {self.contract.mailboxes_pointer}")
 
 
-def _json(response: Any) -> dict[str, Any]:
+def _json(response: Any) -> Any:
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _token(response: Any) -> str | None:
-    if response.status_code != 200:
         return None
-    data = _json(response).get("data")
-    return data.get("token") if isinstance(data, dict) else None
 
 
 class SmtpUser(User):

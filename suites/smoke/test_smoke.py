@@ -1,6 +1,7 @@
 """Smoke: each service speaks its protocol within seconds (the seed's smoke tests, for real).
 
-Not a port probe: the API must answer JSON, SMTP must greet and complete a STARTTLS handshake,
+Not a port probe: the API must answer JSON with an accepted status (the profile's API
+contract, policy/api_contract.py), SMTP must greet and complete a STARTTLS handshake,
 IMAP must list capabilities and complete STARTTLS, PostgreSQL must run a query, Redis must
 answer PING after authenticating.
 """
@@ -17,11 +18,20 @@ pytestmark = pytest.mark.requirement("SEED-SMOKE")
 
 
 @pytest.mark.service("api")
-def test_api_health_answers_json(api):
-    response = api.get("/health")
+def test_api_health_answers_json(api, api_contract, record):
+    """The health path of the profile's API contract answers JSON whose status (at the
+    contract's pointer) is an accepted value; dependencies are post-deployment test 1's."""
+    path = api_contract.health_path
+    response = api.get(path)
     assert response.headers.get("content-type", "").startswith("application/json"), (
-        f"/health answered {response.status_code} with {response.headers.get('content-type')}")
-    assert "status" in response.json(), "/health JSON has no 'status'"
+        f"{path} answered {response.status_code} with {response.headers.get('content-type')}")
+    try:
+        body = response.json()
+    except ValueError:
+        raise AssertionError(f"{path} answered {response.status_code}: not JSON") from None
+    health = api_contract.judge_health(body, need_checks=False)
+    record.measure("api_health_status", repr(health.status))
+    assert health.healthy, "; ".join(health.problems)
 
 
 @pytest.mark.service("smtp-submission")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from plugins import profile
-from policy.api_contract import ApiContract, PointerError, resolve
+from policy.api_contract import ApiContract, PointerError, replace, resolve
 
 SEED_HEALTH = {"status": "ok", "version": "1.0.0",
                "checks": {"database": {"status": "ok"}, "redis": {"status": "ok"}}}
@@ -82,3 +82,11 @@ def test_contract_from_a_profile_section(tmp_path):
     assert contract.login_body("u@a.fr", "p") == {"username": "u@a.fr", "password": "p"}
     assert contract.judge_health({"state": {"overall": "UP"}}, need_checks=False).healthy
     assert contract.mailboxes_path == "/api/v1/mailboxes"       # unset: the seed's
+
+
+def test_replace_swaps_only_what_is_there():
+    body = {"data": {"token": "t", "list": [1, 2]}}
+    assert replace(body, "/data/token", "masked") and body["data"]["token"] == "masked"
+    assert replace(body, "/data/list/1", 3) and body["data"]["list"] == [1, 3]
+    assert not replace(body, "/data/missing", "x") and "missing" not in body["data"]
+    assert not replace(body, "", "x") and not replace(body, "/data/list/5", 0)
