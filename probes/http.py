@@ -34,6 +34,9 @@ from probes.tlsctx import client_context
 # No check needs more: a front page or an API answer is kilobytes. Past it, the server is
 # streaming something that is not the answer we asked for.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# The library's "could not measure" exceptions (refused, DNS, time-outs, not HTTP, a broken
+# encoding); a refused certificate among them is told apart by its cause (see send).
+UNREACHABLE: tuple[type[BaseException], ...] = (httpx.RequestError,)
 
 
 class _WatchedBackend(httpcore.SyncBackend):
@@ -96,7 +99,7 @@ class BoundedClient(httpx.Client):
                         response.close()
                 finally:
                     self._backend.current = None
-        except httpx.RequestError as exc:
+        except UNREACHABLE as exc:
             if _certificate_refused(exc):
                 raise
             raise CouldNotRun(endpoint, step, f"{type(exc).__name__}: {exc}") from exc

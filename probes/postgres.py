@@ -22,7 +22,8 @@ import psycopg
 from probes.deadline import deadline
 from probes.errors import CouldNotRun
 
-# The library's "could not measure" exceptions (for callers that classify on their own).
+# The library's "could not measure" exceptions (refused, DNS, authentication, time-outs, a
+# statement cancelled by statement_timeout, garbage instead of the protocol).
 UNREACHABLE: tuple[type[BaseException], ...] = (psycopg.OperationalError,)
 
 
@@ -50,7 +51,7 @@ def connect(host: str, port: int, dbname: str, user: str, password: str | None,
     try:
         with deadline(timeout_s, endpoint, "connect"):
             return psycopg.connect(**params)
-    except psycopg.OperationalError as exc:
+    except UNREACHABLE as exc:
         raise CouldNotRun(endpoint, "connect", _one_line(exc)) from exc
 
 
@@ -71,7 +72,7 @@ def query_one(conn: psycopg.Connection[Any], query: str, timeout_s: float) -> tu
     except CouldNotRun:
         conn.close()            # the query is still in progress: nothing more can be asked
         raise
-    except psycopg.OperationalError as exc:
+    except UNREACHABLE as exc:
         conn.close()
         raise CouldNotRun(endpoint, "query", _one_line(exc)) from exc
 
