@@ -1,8 +1,11 @@
 """The hostile-target bench (issue 14 item 10): every endpoint of a profile points at one
 misbehaving loopback server (tests/support/hostile.py), and ``suites/smoke``,
 ``suites/post_deploy`` and ``python -m plugins.healthcheck`` must each finish within (number
-of checks × deadline) with no check passed: every one *error* (could not run) or *failed*
-(the self-signed certificate), none hanging until pytest-timeout. No lab needed.
+of checks × (deadline + 1 s)) after start-up (the health check: its side-by-side round and
+its alert) with no check passed: every one *error* (could not run) or *failed* (a refused
+certificate: the self-signed one, or the bench leaf, which expires within cert_fail_days),
+none hanging until pytest-timeout. JUnit must agree with results.json, and the health check
+must write its status file. No lab needed.
 
 The deadlines are the profile's ``connect_timeout_s`` and ``http_timeout_s``, 2 s here to keep
 the bench quick; ``MSSANTE_BENCH_DEADLINE_S=5`` runs it with the lab profile's 5 s, as the
