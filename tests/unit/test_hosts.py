@@ -34,6 +34,7 @@ class ScriptedHost:
 
     listings: list[str]
     procs: dict[int, bytes] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
     calls: int = 0
 
     def run(self, command: str, *args: str) -> Result:
@@ -53,7 +54,13 @@ class ScriptedFile:
 
     @property
     def exists(self) -> bool:
+        if not self.path.startswith("/proc/"):
+            return self.path in self.host.files
         return int(self.path.split("/")[2]) in self.host.procs
+
+    @property
+    def content_string(self) -> str:
+        return self.host.files[self.path]
 
     @property
     def content(self) -> bytes:
