@@ -1,9 +1,11 @@
 """The platform's hosts as pytest-testinfra connections, declared in the profile's ``[[hosts]]``.
 
 Each entry names a testinfra connection (``local://`` for the lab, ``ssh://user@host`` for a
-real server) and what must hold on that host before a deployment: processes or services
-running, key files readable by their owner only (0600), free disk on the named paths, and the
-ports the platform needs, free or held by the expected process. The same connection runs the
+real server) and what must hold on that host before a deployment: processes running (a
+process runs when it holds the ports the profile binds to it, as ``ss -ltnp`` shows them: a
+process of the same name running for something else proves nothing), systemd services active,
+key files readable by their owner only (0600), free disk on the named paths, and the ports the
+platform needs, free or held by the expected process. The same connection runs the
 profile's deploy, rollback and maintenance commands (``run_command``), and reads resource use
 for the deployment report, so a command meant for the server runs on the server.
 """
