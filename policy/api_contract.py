@@ -154,7 +154,12 @@ class ApiContract:
             bad = {name: value for name, value in dependencies.items()
                    if value not in self.health_ok}
             if bad:
-                problems.append(f"{where} reports dependencies not in ({accepted}): {bad}")
+                shape = (f"objects with a {self.health_check_status_field!r} field"
+                         if self.health_checks_format == "objects" else "strings")
+                unreadable = (f" (None: not {shape}, as the contract declares)"
+                              if None in bad.values() else "")
+                problems.append(f"{where} reports dependencies not in ({accepted}): "
+                                f"{bad}{unreadable}")
         return Health(status, dependencies, tuple(problems))
 
     def _dependency_status(self, check: Any) -> Any:
