@@ -17,9 +17,11 @@ import pytest
 from plugins import igc_sante
 from plugins import profile as profiles
 from plugins.profile import Profile, ProfileError, Section
+from probes import vantage
 
 PROFILE_KEY = pytest.StashKey[Profile]()
 ORIGIN_KEY = pytest.StashKey[str]()
+VANTAGE_KEY = pytest.StashKey[list[str]]()
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 # Suite folder -> the profile sections whose secrets (string `*_env` keys; "mailboxes": every
 # [[mailboxes]] password_env) its checks read. Selecting any path inside a folder (or suites/
@@ -86,10 +88,22 @@ def configure(config: pytest.Config) -> None:
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[ORIGIN_KEY] = origin
+    vantage.bind_from(config.stash[PROFILE_KEY].data["environment"].get("source_address"))
 
 
 def get_profile(config: pytest.Config) -> Profile | None:
     return config.stash.get(PROFILE_KEY, None)
+
+
+def vantage_lines(config: pytest.Config) -> list[str]:
+    """Where this run connects from, per endpoint (probes/vantage.py), measured once per run:
+    the terminal header, results.json, summary.md and the evidence all show the same."""
+    profile = get_profile(config)
+    if profile is None:
+        return []
+    if VANTAGE_KEY not in config.stash:
+        config.stash[VANTAGE_KEY] = vantage.summary(vantage.measure_all(profile.data))
+    return config.stash[VANTAGE_KEY]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -99,7 +113,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     anchors = igc_sante.anchors_statement(profile.data, profile.path.parent)
     return [f"mssante environment: {profile.name} ({profile.kind}) from {profile.path} "
             f"[{config.stash[ORIGIN_KEY]}]",
-            *([f"mssante trust anchors: {anchors}"] if anchors else [])]
+            *([f"mssante trust anchors: {anchors}"] if anchors else []),
+            *(f"mssante vantage: {line}" for line in vantage_lines(config))]
 
 
 @pytest.fixture(scope="session")

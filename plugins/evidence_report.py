@@ -20,7 +20,7 @@ RANK = ("failed", "error", "waived", "warning", "passed", "skipped")
 # Run facts shown in the report header, in this order (key, label).
 META_FIELDS = (
     ("environment", "Environment"), ("profile", "Profile"), ("profile_sha256", "Profile SHA-256"),
-    ("trust_anchors", "Trust anchors"),
+    ("trust_anchors", "Trust anchors"), ("vantage", "Vantage (source address)"),
     ("run_id", "Run"), ("started", "Started (UTC)"), ("finished", "Finished (UTC)"),
     ("target_version", "Target version"), ("user", "Run by"), ("command", "Command"),
     ("suite_commit", "mssante-check commit"), ("tools", "Tool and library versions"),

@@ -37,7 +37,7 @@ from plugins.profile import NotConfigured, Profile, ProfileError
 from plugins.redaction import redact
 from plugins.run import REPORTS_DIR
 from policy.api_contract import ApiContract
-from probes import http, smtp
+from probes import http, smtp, vantage
 from probes.imap import ImapSession
 from probes.http import http_client
 from probes.monitoring import post_alert
@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 4                        # bad input, as pytest's usage errors
+    vantage.bind_from(profile.data["environment"].get("source_address"))
     settings = profile.data.get("healthcheck", {})
     threshold = args.threshold or settings.get("error_threshold", DEFAULT_THRESHOLD)
     output = args.output or profile.path_of("healthcheck", "output") or DEFAULT_OUTPUT

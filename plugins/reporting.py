@@ -161,6 +161,8 @@ class Collector:
             "profile": str(profile.path) if profile else "",
             "trust_anchors": (igc_sante.anchors_statement(profile.data, profile.path.parent)
                               if profile else None),
+            # Source address per endpoint, with the loopback/own-address warning (vantage).
+            "vantage": "; ".join(environments.vantage_lines(self.config)) or None,
             "run_id": info.run_id,
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.started)),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),

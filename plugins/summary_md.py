@@ -34,6 +34,7 @@ def render(meta: dict[str, Any], results: list[CheckResult]) -> str:
     for label, key in (("Date (UTC)", "started"), ("Fin (UTC)", "finished"),
                        ("Environnement", "environment"), ("Profil", "profile"),
                        ("Ancres de confiance", "trust_anchors"),
+                       ("Point de vue (adresse source)", "vantage"),
                        ("Version de la plateforme", "target_version"),
                        ("Lancé par", "user"), ("Commande", "command"),
                        ("Version de mssante-check (git)", "suite_commit"),

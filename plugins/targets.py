@@ -10,9 +10,10 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from plugins.profile import Profile
+from plugins.profile import Profile, Section
 from policy.api_contract import ApiContract, replace
 from probes.secret import Mailbox, Secret
+from probes import vantage
 from probes.http import http_client
 
 
@@ -32,6 +33,14 @@ def api(env_profile: Profile, timeouts: dict[str, float]) -> Iterator[httpx.Clie
 def frontend(env_profile: Profile, timeouts: dict[str, float]) -> Iterator[httpx.Client]:
     with http_client(env_profile.section("frontend"), timeouts["http"]) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def vantage_note() -> Callable[[Section], str]:
+    """``vantage_note(section)``: what a check that servers relax for local clients (IMAP
+    LOGINDISABLED, relaying) appends to its message when the suite connects from loopback or
+    the target's own address; empty otherwise (probes/vantage.py)."""
+    return lambda section: vantage.note_for(section.name, section["host"], section["port"])
 
 
 @pytest.fixture(scope="session")

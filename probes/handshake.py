@@ -18,6 +18,7 @@ import ssl
 from cryptography import x509
 
 from probes import smtp
+from probes import vantage
 from probes.deadline import deadline
 from probes.errors import CouldNotRun, reason
 from probes.imap import ImapSession
@@ -48,7 +49,8 @@ def leaf_certificate(host: str, port: int, mode: str, context: ssl.SSLContext,
             finally:
                 imap.client.shutdown()
         try:
-            with socket.create_connection((host, port), timeout=bound.remaining()) as raw:
+            with socket.create_connection((host, port), timeout=bound.remaining(),
+                                          source_address=vantage.source()) as raw:
                 bound.watch(raw)
                 with watched_handshake(context, bound.watch).wrap_socket(
                         raw, server_hostname=host) as tls:

@@ -27,6 +27,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from probes import vantage
 from probes.deadline import Deadline, deadline
 from probes.errors import CouldNotRun
 from probes.tlsctx import client_context
@@ -73,7 +74,8 @@ class BoundedClient(httpx.Client):
         self.deadline_s = deadline_s
         self.max_body_bytes = max_body_bytes
         self._backend = _WatchedBackend()
-        transport = httpx.HTTPTransport(verify=verify)
+        # The profile's source address, when it sets one (probes/vantage.py).
+        transport = httpx.HTTPTransport(verify=verify, local_address=vantage.source_host())
         # httpx has no parameter for httpcore's network backend; the pool reads this attribute
         # for every new connection (httpcore 1.x), which is how the sockets reach the watchdog.
         transport._pool._network_backend = self._backend  # type: ignore[attr-defined]  # noqa: SLF001

@@ -28,6 +28,7 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.tls import IMAP4_TLS, create_default_context
 
+from probes import vantage
 from probes.deadline import Deadline, deadline
 from probes.errors import CouldNotRun, reason
 from probes.tlsctx import watched_handshake
@@ -201,7 +202,10 @@ class _WatchedPlain(IMAP4WithTimeout):
         super().__init__(host, port, timeout)
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        sock = super()._create_socket(timeout)
+        # imapclient's, from the profile's source address (probes/vantage.py) when it sets one.
+        sock = socket.create_connection((self.host, self.port),
+                                        self._timeout if timeout is None else timeout,
+                                        source_address=vantage.source())
         self._watch_socket(sock)
         return sock
 
@@ -214,7 +218,8 @@ class _WatchedTLS(IMAP4_TLS):
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
         raw = socket.create_connection((self.host, self.port),
-                                       timeout=self._timeout if timeout is None else timeout)
+                                       timeout=self._timeout if timeout is None else timeout,
+                                       source_address=vantage.source())
         self._watch_socket(raw)
         context = self.ssl_context or create_default_context()
         return watched_handshake(context, self._watch_socket).wrap_socket(

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Iterator
 
+from probes import vantage
 from probes.deadline import Deadline, deadline
 from probes.errors import CouldNotRun, reason
 from probes.tlsctx import watched_handshake
@@ -57,7 +58,7 @@ class RecordingSMTP(smtplib.SMTP):
         with self.bounded("connect", timeout) as bound, self._closed_on_failure():
             try:
                 super().__init__(host, port, local_hostname=local_hostname,
-                                 timeout=bound.remaining())
+                                 timeout=bound.remaining(), source_address=vantage.source())
             except smtplib.SMTPConnectError as exc:
                 if exc.smtp_code != -1:
                     raise               # a real SMTP reply refusing the session: an answer

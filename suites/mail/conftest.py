@@ -335,12 +335,13 @@ def judge_refusal(record: Recorder) -> Callable[[refusal.Rule, Outcome, Outcome,
     (not refused, or not for the rule's reason), or raises Blocked (the control was refused
     too: nothing measured, an *error*)."""
 
-    def judge(rule: refusal.Rule, attempt: Outcome, control: Outcome, where: str) -> None:
+    def judge(rule: refusal.Rule, attempt: Outcome, control: Outcome, where: str,
+              note: str = "") -> None:
         record.measure("refusal_attempt", str(attempt))
         record.measure("control_attempt", f"{control} ({rule.control})")
         verdict = refusal.enforce(rule, attempt, control, where)
         if verdict.kind == "failed":
-            pytest.fail(verdict.message, pytrace=False)
+            pytest.fail(verdict.message + note, pytrace=False)
 
     return judge
 
@@ -348,19 +349,20 @@ def judge_refusal(record: Recorder) -> Callable[[refusal.Rule, Outcome, Outcome,
 @pytest.fixture
 def mx_refusal(target, open_smtp, mx_attempt, mailboxes: list[Account],
                judge_refusal) -> Callable[..., None]:
-    """``mx_refusal(rule, label, client, sender, recipient=None, starttls=True)``: the control
+    """``mx_refusal(rule, label, client, sender, recipient=None, starttls=True, note="")``
+    (``note`` ends a failure's message: the vantage, for the relay check): the control
     first — the whitelisted peer's own certificate and a sender of its domain, to the first
     test mailbox, stopped after RCPT (no message is sent) — then the attempt under test
     (:func:`mx_attempt`), judged by ``rule``."""
     section = target("smtp.mx")
 
     def run(rule: refusal.Rule, label: str, client: str | None, sender: str,
-            recipient: str | None = None, starttls: bool = True) -> None:
+            recipient: str | None = None, starttls: bool = True, note: str = "") -> None:
         session = open_smtp(section, f"{label}-control")
         control = smtp.attempt(session, tls_context(section, "peer"), _peer_sender(section),
                                mailboxes[0][0])
         attempt, _ = mx_attempt(label, client, sender, recipient, starttls=starttls)
-        judge_refusal(rule, outcome(attempt), outcome(control), endpoint(section))
+        judge_refusal(rule, outcome(attempt), outcome(control), endpoint(section), note)
 
     return run
 

@@ -20,14 +20,15 @@ def imap(target):
 
 
 @pytest.mark.requirement("MSS-CLIENT-IMAP")
-def test_starttls_and_logindisabled_before_tls(imap, open_imap, mail_tls, record):
+def test_starttls_and_logindisabled_before_tls(imap, open_imap, mail_tls, vantage_note, record):
     """LOGINDISABLED before TLS means something only if it is lifted after STARTTLS (the
     control, on the same session): a server that never allows LOGIN proves nothing about TLS."""
     session = open_imap(imap, "plain")
     before = session.capabilities()
     assert "STARTTLS" in before, "IMAP does not offer STARTTLS"
     assert "LOGINDISABLED" in before, (
-        "IMAP does not announce LOGINDISABLED before TLS: passwords may cross in clear")
+        "IMAP does not announce LOGINDISABLED before TLS: passwords may cross in clear"
+        + vantage_note(imap))
     session.starttls(mail_tls(imap))
     after = session.capabilities()
     record.measure("capabilities_after_tls", sorted(after))

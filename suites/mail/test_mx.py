@@ -53,10 +53,10 @@ def test_sender_domain_off_whitelist_refused(mx, mx_refusal):
 
 
 @pytest.mark.requirement("MSS-MX-NO-OPEN-RELAY")
-def test_recipient_outside_own_domains_refused(mx, mx_refusal, peer_sender):
+def test_recipient_outside_own_domains_refused(mx, mx_refusal, peer_sender, vantage_note):
     """RCPT for another operator's domain: refused, or the MX is a relay (no data is sent)."""
     mx_refusal(refusal.OWN_RECIPIENT, "relay", "peer", peer_sender,
-               f"relay-probe@{mx['peer_domain']}")
+               f"relay-probe@{mx['peer_domain']}", note=vantage_note(mx))
 
 
 @pytest.mark.requirement("MSS-MX-DELIVERY")

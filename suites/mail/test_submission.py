@@ -72,7 +72,7 @@ def test_wrong_password_refused(submission, submission_auth, judge_refusal, mail
 
 @pytest.mark.requirement("MSS-CLIENT-AUTH")
 def test_relay_without_auth_refused(submission, client_features, submission_auth,
-                                    judge_refusal, mailboxes):
+                                    judge_refusal, mailboxes, vantage_note):
     """Without AUTH, mail to another domain is refused; the control sends the same envelope
     after AUTH (accepted through RCPT, then reset: nothing is sent)."""
     sender = mailboxes[0][0]
@@ -81,7 +81,8 @@ def test_relay_without_auth_refused(submission, client_features, submission_auth
         control = outcome(smtp.attempt(session, None, sender, RELAY_PROBE))
     session, _ = client_features("relay-without-auth")
     attempt = outcome(smtp.attempt(session, None, sender, RELAY_PROBE))
-    judge_refusal(refusal.AUTHENTICATED_RELAY, attempt, control, endpoint(submission))
+    judge_refusal(refusal.AUTHENTICATED_RELAY, attempt, control, endpoint(submission),
+                  vantage_note(submission))
 
 
 @pytest.mark.requirement("MSS-MSG-SIZE")

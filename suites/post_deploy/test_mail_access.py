@@ -32,7 +32,8 @@ def test_submission_starttls_and_no_auth_before_tls(target, timeouts, evidence_p
 
 @pytest.mark.service("imap")
 @pytest.mark.requirement("SEED-POST-5")
-def test_imap_logindisabled_then_login(target, timeouts, mailboxes, evidence_path, record):
+def test_imap_logindisabled_then_login(target, timeouts, mailboxes, evidence_path, vantage_note,
+                                       record):
     section = target("imap")
     address, password = mailboxes[0]
     session = ImapSession(section["host"], section["port"], timeouts["connect"],
@@ -40,7 +41,8 @@ def test_imap_logindisabled_then_login(target, timeouts, mailboxes, evidence_pat
     try:
         before = session.capabilities()
         assert "STARTTLS" in before, "IMAP does not offer STARTTLS"
-        assert "LOGINDISABLED" in before, "IMAP allows LOGIN before TLS (no LOGINDISABLED)"
+        assert "LOGINDISABLED" in before, (
+            "IMAP allows LOGIN before TLS (no LOGINDISABLED)" + vantage_note(section))
         session.starttls(client_context(section.path("ca_file")))
         session.login(address, password)
     finally:
