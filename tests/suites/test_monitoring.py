@@ -20,6 +20,7 @@ SUITE = "suites/monitoring"
 T = "suites/monitoring/"
 RULES_TEST = T + "test_prometheus.py::test_expected_alert_rules_loaded"
 TARGETS_TEST = T + "test_prometheus.py::test_all_scrape_targets_up"
+WIRING_TEST = T + "test_alerting.py::test_prometheus_sends_alerts_to_alertmanager"
 PROMETHEUS = "http://127.0.0.1:10090"
 
 
@@ -29,7 +30,7 @@ def test_good_lab_passes_with_evidence(good_lab, tmp_path):
     assert run.failing() == set(), run.messages()
     # Grafana is not part of the lab: not configured, never passed.
     assert run.with_outcome("skipped") == {T + "test_grafana.py::test_grafana_healthy"}
-    assert len(run.with_outcome("passed")) == 6, run.messages()
+    assert len(run.with_outcome("passed")) == 7, run.messages()
     version = run.results["metadata"]["target_version"]
     assert version and not version.startswith("unknown"), version
     bundle = tmp_path / "reports" / "evidence" / run.results["metadata"]["run_id"]
@@ -120,9 +121,33 @@ def test_expired_waiver_does_not_apply(good_lab, tmp_path):
 
 
 def test_unreachable_alertmanager_is_an_error(good_lab, tmp_path):
+    """The profile names an Alertmanager nobody answers on: the checks that talk to it cannot
+    run (errors); Prometheus sending to another one (the lab's) is a failure of the wiring."""
     profile = lab_variant(tmp_path, "lab-no-alertmanager", {
         'url = "http://127.0.0.1:10093"': 'url = "http://127.0.0.1:9"'})
     run = run_suite(SUITE, "--env", str(profile), tmp_path=tmp_path)
-    check = T + "test_alerting.py::test_alertmanager_ready_with_configuration"
-    assert run.failing() == {check}, run.messages()
-    assert run.outcomes()[check] == "error", run.messages()
+    direct = {T + "test_alerting.py::test_alertmanager_ready_with_configuration",
+              T + "test_alerting.py::test_test_alert_reaches_alertmanager"}
+    assert run.failing() == direct | {WIRING_TEST}, run.messages()
+    assert run.with_outcome("error") == direct, run.messages()
+    assert ("Prometheus sends its alerts to http://127.0.0.1:10093/api/v2/alerts, not to the "
+            "profile's Alertmanager http://127.0.0.1:9") in run.messages()
+
+
+def test_alertmanager_down_fails_the_alerting_checks(lab_fault, tmp_path):
+    """Prometheus still lists the stopped Alertmanager: listing it no longer passes."""
+    lab_fault("alertmanager-down")
+    run = run_suite(SUITE, tmp_path=tmp_path)
+    assert run.outcomes()[WIRING_TEST] == "failed", run.messages()
+    assert "which does not answer" in run.messages()
+    assert {T + "test_alerting.py::test_alertmanager_ready_with_configuration",
+            T + "test_alerting.py::test_test_alert_reaches_alertmanager"} <= run.failing()
+    assert run.returncode != 0
+
+
+def test_test_alert_is_opt_in(good_lab, tmp_path):
+    profile = lab_variant(tmp_path, "lab-no-test-alert", {"test_alert = true": "test_alert = false"})
+    run = run_suite(T + "test_alerting.py", "--env", str(profile), tmp_path=tmp_path)
+    check = T + "test_alerting.py::test_test_alert_reaches_alertmanager"
+    assert run.outcomes()[check] == "skipped", run.messages()
+    assert "not enabled in lab-no-test-alert: [alertmanager] test_alert" in run.messages()
