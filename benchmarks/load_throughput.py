@@ -39,8 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from plugins import profile as profiles  # noqa: E402
-from plugins.load import (SCENARIOS, LoadSettings, free_port, profile_argument,  # noqa: E402
-                          run_locust)
+from plugins.load import SCENARIOS, LoadSettings, free_port, profile_argument, run_locust  # noqa: E402
 from plugins.load_stats import read_stats_json, summarise  # noqa: E402
 from probes.imap import ImapSession  # noqa: E402
 from probes.smtp import MARKER_HEADER  # noqa: E402
@@ -182,7 +181,8 @@ def main() -> int:
                 rate, failed = ours("smtp", args.sessions, workers, 300, args.messages, profile,
                                     out, marker)
                 results.setdefault(f"smtp ours w{workers}", []).append(rate)
-                failures[f"smtp ours w{workers}"] = failures.get(f"smtp ours w{workers}", 0) + failed
+                key = f"smtp ours w{workers}"
+                failures[key] = failures.get(key, 0) + failed
                 sent += args.messages
             results.setdefault("wrk", []).append(wrk(args.api_users, args.api_seconds, profile))
             for workers in (1, 2):

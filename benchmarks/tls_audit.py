@@ -42,8 +42,14 @@ def audit_once(endpoint: TlsEndpoint, policy_path: Path, evidence_dir: Path) -> 
 
 
 def bare_sslyze_once(endpoint: TlsEndpoint) -> None:
-    from sslyze import (ProtocolWithOpportunisticTlsEnum, ScanCommand, Scanner,
-                        ServerNetworkConfiguration, ServerNetworkLocation, ServerScanRequest)
+    from sslyze import (
+        ProtocolWithOpportunisticTlsEnum,
+        ScanCommand,
+        Scanner,
+        ServerNetworkConfiguration,
+        ServerNetworkLocation,
+        ServerScanRequest,
+    )
 
     commands = {ScanCommand(c) for c in expected_commands(endpoint)}
     starttls = {"smtp": ProtocolWithOpportunisticTlsEnum.SMTP,

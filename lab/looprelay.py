@@ -54,7 +54,7 @@ async def _relay(client_reader: asyncio.StreamReader, client_writer: asyncio.Str
     try:
         server_reader, server_writer = await asyncio.wait_for(
             asyncio.open_connection(*backend), CONNECT_TIMEOUT)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         client_writer.close()
         return
     activity = asyncio.Event()

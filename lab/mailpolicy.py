@@ -158,7 +158,7 @@ class _Handler(socketserver.StreamRequestHandler):
     """One Postfix connection: any number of requests, each ``name=value`` lines + blank line."""
 
     timeout = IDLE_TIMEOUT
-    server: "_Server"
+    server: _Server
 
     def handle(self) -> None:
         try:

@@ -199,7 +199,7 @@ def aia_url(ca: str) -> str:
 # --- generation ---------------------------------------------------------------------------
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _write(target: Path, data: bytes, mode: int) -> bool:

@@ -590,7 +590,7 @@ def _redis_problems(argv: list[str], spec: hosts.HostSpec) -> list[str]:
     """The restore command's program exists on a reachable host."""
     try:
         found = commands.run(spec.connection, ["sh", "-c", 'command -v "$1"', "sh", argv[0]], 10)
-    except Exception as exc:            # testinfra: any backend failure means not reachable
+    except Exception as exc:  # noqa: BLE001 - testinfra: any backend failure means not reachable
         return [f"host {spec.name}: not reachable to restore Redis ({shown(exc, 200)})"]
     if found.rc != 0 or not found.stdout.strip().startswith("/"):      # a program, no builtin
         return [f"host {spec.name}: redis restore program {shown(argv[0], 80)} not found"]
@@ -744,7 +744,7 @@ def load_dump(dump: Path, conninfo: dict[str, Any], cfg: Settings) -> int:
 def human_size(size: float) -> str:
     """``ls -h`` style: 512, 9.8K, 245M."""
     unit = ""
-    for unit in ("", "K", "M", "G", "T"):
+    for unit in ("", "K", "M", "G", "T"):  # noqa: B007 - the unit reached is read after the loop
         if size < 1024:
             break
         size /= 1024

@@ -20,14 +20,20 @@ import hashlib
 import json
 import shutil
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from plugins import environments, requirements, run, waivers
-from plugins.evidence_report import EvidenceFile, EvidenceReport, WaiverStatus, render_html, \
-    render_markdown
+from plugins.evidence_report import (
+    EvidenceFile,
+    EvidenceReport,
+    WaiverStatus,
+    render_html,
+    render_markdown,
+)
 from plugins.profile import Profile
 from plugins.redaction import redact
 from plugins.reporting import COLLECTOR_KEY, Collector

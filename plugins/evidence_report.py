@@ -151,7 +151,8 @@ def render_html(report: EvidenceReport) -> str:
         evidence = sorted({path for r in row.results for path in r.evidence})
         parts.append(
             f'<tr class="requirement" data-outcome="{_e(row.outcome)}" id="req-{_e(req.id)}">'
-            f'<td class="req-id"><code>{_e(req.id)}</code><br><span class="sev">{_e(req.severity)}</span></td>'
+            f'<td class="req-id"><code>{_e(req.id)}</code><br>'
+            f'<span class="sev">{_e(req.severity)}</span></td>'
             f'<td>{_e(req.title)}<br><span class="small">{_e(req.source)}</span></td>'
             f'<td><ul class="tests">{"".join(_html_test_line(r) for r in row.results)}</ul></td>'
             f'<td>{"<br>".join(_link(p, report.present) for p in evidence) or "—"}</td>'
@@ -198,7 +199,8 @@ def render_html(report: EvidenceReport) -> str:
         parts.append("<p>No waiver in force for this run.</p>")
 
     parts += ['<h2 id="files">Evidence files</h2>',
-              '<p class="small">Every file of this folder is listed in <code>manifest.sha256</code>;'
+              '<p class="small">Every file of this folder is listed in '
+              "<code>manifest.sha256</code>;"
               " check it with <code>sha256sum -c manifest.sha256</code> from this folder.</p>",
               '<table id="evidence"><thead><tr><th>File</th><th>Size</th><th>SHA-256</th>'
               "<th>Tests</th></tr></thead><tbody>"]
@@ -220,7 +222,7 @@ def render_html(report: EvidenceReport) -> str:
     return redact("\n".join(parts)) + "\n"
 
 
-# ---- Markdown -------------------------------------------------------------------------------------
+# ---- Markdown ---------------------------------------------------------------------------------
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -265,7 +267,8 @@ def render_markdown(report: EvidenceReport) -> str:
 
     lines += ["", "## Waivers", ""]
     if report.waivers:
-        lines += ["| Waiver | Approver | Expires | Justification | State |", "|---|---|---|---|---|"]
+        lines += ["| Waiver | Approver | Expires | Justification | State |",
+                  "|---|---|---|---|---|"]
         for status in report.waivers:
             w = status.waiver
             state = status.state + "".join(f"<br>`{t}`" for t in status.tests)

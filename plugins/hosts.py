@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from plugins.profile import Profile, ProfileError
 from probes.errors import CouldNotRun
@@ -73,7 +74,7 @@ def platform_host(profile: Profile) -> HostSpec | None:
     raise ProfileError(f"{profile.path}: [lifecycle] host '{wanted}' is not a [[hosts]] name")
 
 
-@lru_cache(maxsize=None)
+@cache
 def connect(connection: str) -> Any:
     """A testinfra host (cached per connection string, as testinfra caches its backends).
 

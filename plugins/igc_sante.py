@@ -50,7 +50,8 @@ def production_problem(path: Path) -> str | None:
     if not found:
         return f"holds no PEM certificate ({path}): {shipped}"
     prints = {certificates.fingerprint(cert): cert for cert in found}
-    foreign = [certificates.common_name(c.subject) for fp, c in prints.items() if fp not in expected]
+    foreign = [certificates.common_name(c.subject) for fp, c in prints.items()
+               if fp not in expected]
     if foreign:
         return (f"must be exactly the IGC Santé PRODUCTION anchors (by SHA-256 fingerprint); "
                 f"{path} also holds {', '.join(foreign)}: {shipped}")

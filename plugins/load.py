@@ -31,16 +31,26 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from plugins import environments, redaction, run
 from plugins.load_chart import latency_chart
-from plugins.load_stats import (StepStats, Summary, Thresholds, judge, read_exceptions_csv,
-                                read_failures_csv, read_stats_json, read_users_history, summarise)
+from plugins.load_stats import (
+    StepStats,
+    Summary,
+    Thresholds,
+    judge,
+    read_exceptions_csv,
+    read_failures_csv,
+    read_stats_json,
+    read_users_history,
+    summarise,
+)
 from plugins.outcomes import Recorder
 from plugins.profile import LOAD_KEYS, NotConfigured, Profile
 from policy.api_contract import ApiContract
@@ -101,7 +111,8 @@ class LoadSettings:
         return ", ".join(f"{key}={getattr(self, key):g} ({self.origins[key]})" for key in LOAD_KEYS)
 
 
-def resolve(profile: Profile, scenario: str, overrides: dict[str, tuple[float, str]]) -> LoadSettings:
+def resolve(profile: Profile, scenario: str,
+            overrides: dict[str, tuple[float, str]]) -> LoadSettings:
     """CLI > ``[load.<scenario>]`` > ``[load]`` > seed defaults; NotConfigured without [load]."""
     if not profile.has("load"):
         raise NotConfigured(profile.name, "[load]")
@@ -234,7 +245,7 @@ def run_locust(scenario: Scenario, settings: LoadSettings, profile_arg: str, out
     processes: list[subprocess.Popen[bytes]] = []
     timed_out = False
     try:
-        for command, log in zip([master_cmd, *worker_cmds], logs):
+        for command, log in zip([master_cmd, *worker_cmds], logs, strict=True):
             with log.open("wb") as handle:
                 processes.append(subprocess.Popen(command, cwd=REPO, stdout=handle,
                                                   stderr=subprocess.STDOUT,
@@ -347,7 +358,8 @@ def _report(result: LoadResult, profile: Profile, steps: list[StepStats],
             "origins": result.settings.origins, "summary": summary.to_dict(),
             "breaches": result.breaches, "failures": result.failures[:20],
             "wall_s": result.run.wall_s, "locust_exit": result.run.returncode,
-            "reports": {"html": str(result.run.file(".html")), "json": str(result.run.file(".json")),
+            "reports": {"html": str(result.run.file(".html")),
+                        "json": str(result.run.file(".json")),
                         "csv": str(result.run.file("_stats.csv"))}}
     summary_file = folder / f"{name}-summary.json"
     summary_file.write_text(redaction.redact(json.dumps(data, indent=2, ensure_ascii=False)))

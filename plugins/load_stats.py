@@ -135,7 +135,8 @@ def summarise(steps: list[StepStats], key: tuple[str, str], unit: str) -> Summar
         throughput=round((main.requests - main.failures) / span, 2) if main else 0.0,
         p50_ms=main.percentile(0.5) if main else 0, p95_ms=main.percentile(0.95) if main else 0,
         p99_ms=main.percentile(0.99) if main else 0,
-        worst_step=worst.label if worst else "", worst_p95_ms=worst.percentile(0.95) if worst else 0,
+        worst_step=worst.label if worst else "",
+        worst_p95_ms=worst.percentile(0.95) if worst else 0,
         span_s=round(span, 2),
         steps=[{"step": s.label, "requests": s.requests, "failures": s.failures,
                 **{f"p{p * 100:g}_ms": s.percentile(p) for p in PERCENTILES}} for s in steps])

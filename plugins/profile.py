@@ -172,7 +172,8 @@ CHECKS: dict[str, values.Check] = {
        for section in ("smtp.submission", "smtp.mx", "imap", "imaps")},
     "smtp.mx.peer_domain": values.host, "smtp.mx.rogue_domain": values.host,
     "smtp.submission.min_size": values.positive, "smtp.submission.max_size": values.positive,
-    **{f"{section}.{key}": values.positive for section in ("load", "load.api", "load.smtp", "load.imap")
+    **{f"{section}.{key}": values.positive
+       for section in ("load", "load.api", "load.smtp", "load.imap")
        for key in ("users", "spawn_rate", "smtp_messages", "min_rps")},
     **{f"{section}.max_failure_ratio": values.ratio
        for section in ("load", "load.api", "load.smtp", "load.imap")},
@@ -203,7 +204,7 @@ class NotConfigured(pytest.skip.Exception):
 class Section:
     """One table of the profile, with paths resolved against the profile's folder."""
 
-    profile: "Profile"
+    profile: Profile
     name: str
     data: dict[str, Any]
 
@@ -561,7 +562,8 @@ def _unknown(dotted: str, where: str, key: str, value: Any, keys: Collection[str
                 else f"unknown array of tables [[{full}]]")
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
         hint = (f"did you mean {known[close[0]]}?" if close else
-                f"known: {', '.join(known.values())}" if known else f"[{dotted}] has no sub-sections")
+                f"known: {', '.join(known.values())}" if known else
+                f"[{dotted}] has no sub-sections")
         return f"{what} ({hint})"
     known = [*keys, *children]
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
@@ -580,7 +582,8 @@ def _type_name(value: Any) -> str:
 def _secret_like_keys(node: Any, prefix: str = "") -> list[str]:
     """Dotted names of keys that look like an inline secret, at any depth."""
     found: list[str] = []
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    items = (node.items() if isinstance(node, dict) else
+             enumerate(node) if isinstance(node, list) else [])
     for key, value in items:
         dotted = f"{prefix}{key}"
         if isinstance(key, str) and key.endswith(("password", "secret", "token")):

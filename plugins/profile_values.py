@@ -52,7 +52,8 @@ def is_host(value: str) -> bool:
 def host(value: str) -> str | None:
     if is_host(value):
         return None
-    return f"must be a host name or an IP address (no scheme, port, path or space), got {shown(value)}"
+    return ("must be a host name or an IP address (no scheme, port, path or space), "
+            f"got {shown(value)}")
 
 
 def ip_address(value: str) -> str | None:
@@ -107,7 +108,8 @@ def name(value: str) -> str | None:
     """A name used as a file or folder name (the environment's: reports/runs/<run>-<name>)."""
     if _NAME.fullmatch(value) and value not in (".", ".."):
         return None
-    return f"must use only letters, digits, '.', '_', '-' (and not be '.' or '..'), got {shown(value)}"
+    return ("must use only letters, digits, '.', '_', '-' (and not be '.' or '..'), "
+            f"got {shown(value)}")
 
 
 def env_var(value: str) -> str | None:
@@ -125,7 +127,9 @@ def email(value: str) -> str | None:
 
 def one_of(*allowed: str) -> Check:
     def check(value: str) -> str | None:
-        return None if value in allowed else f"must be one of {', '.join(allowed)}, got {shown(value)}"
+        if value in allowed:
+            return None
+        return f"must be one of {', '.join(allowed)}, got {shown(value)}"
     return check
 
 

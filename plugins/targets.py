@@ -5,16 +5,16 @@ skips the test as "not configured in <env>" when the profile lacks the target.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from plugins.profile import Profile, Section
 from policy.api_contract import ApiContract, replace
-from probes.secret import Mailbox, Secret
 from probes import vantage
 from probes.http import http_client
+from probes.secret import Mailbox, Secret
 
 
 @pytest.fixture(scope="session")

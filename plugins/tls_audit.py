@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ POLICY_ORIGIN_KEY = pytest.StashKey[str]()
 FILES_KEY = pytest.StashKey[list["CertificateFile"]]()
 SCAN_FOLDER = "tls"                 # under the run's evidence folder
 MAX_PARALLEL_SCANS = 8              # endpoints scanned side by side (a profile has a handful)
-SCAN_DEADLINE_S = 60.0              # a whole scan (usually < 10 s); each connection is bounded by the profile
+# A whole scan (usually < 10 s); each connection is bounded by the profile.
+SCAN_DEADLINE_S = 60.0
 
 
 class NotMeasured(ConnectionError):
@@ -218,7 +219,7 @@ def tls_scanner(request: pytest.FixtureRequest, env_profile: Profile, evidence_p
     so xdist workers never scan one endpoint twice.
     """
     cache = evidence_path / SCAN_FOLDER
-    fresh_after = datetime.fromtimestamp(run_info.started, timezone.utc)
+    fresh_after = datetime.fromtimestamp(run_info.started, UTC)
     timeout = env_profile.threshold("connect_timeout_s")
     pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_SCANS, thread_name_prefix="tls-scan")
     scans: dict[str, Future[TlsScan]] = {}

@@ -14,8 +14,9 @@ is a dozen lines, not worth a dependency.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 CHECK_FORMATS = ("objects", "strings")
 _MISSING = object()
@@ -28,7 +29,8 @@ class PointerError(ValueError):
 def pointer_problem(pointer: str) -> str | None:
     """Why ``pointer`` is not an RFC 6901 JSON pointer, or None (the profile's check)."""
     if pointer and not pointer.startswith("/"):
-        return f"must be a JSON pointer ('' or starting with '/', e.g. /data/token), got {pointer!r}"
+        return ("must be a JSON pointer ('' or starting with '/', e.g. /data/token), "
+                f"got {pointer!r}")
     if any(part.replace("~0", "").replace("~1", "").count("~") for part in pointer.split("/")):
         return f"must escape '~' as ~0 and '/' as ~1 (RFC 6901), got {pointer!r}"
     return None
@@ -104,7 +106,7 @@ class ApiContract:
     health_check_status_field: str = "status"
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any] | Any) -> "ApiContract":
+    def from_section(cls, section: Mapping[str, Any] | Any) -> ApiContract:
         """The contract an ``[api]`` section describes (a profile Section or a plain dict);
         keys it does not set keep the seed's values."""
         get = section.get

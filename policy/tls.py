@@ -334,7 +334,8 @@ def _robot(_: NoParams, scan: TlsScan) -> _Outcome:
         return _not_run("robot")
     if scan.robot.startswith("VULNERABLE"):
         return _Outcome("fail", scan.robot, [scan.robot])
-    rsa = [s.name for v in _LEGACY for s in scan.protocols.get(v, ()) if s.name.startswith("TLS_RSA_")]
+    rsa = [s.name for v in _LEGACY for s in scan.protocols.get(v, ())
+           if s.name.startswith("TLS_RSA_")]
     if scan.robot == "NOT_VULNERABLE_RSA_NOT_SUPPORTED" and rsa:
         # The probe's handshakes failed (e.g. a client certificate is required), yet the suite
         # enumeration saw RSA key exchange accepted: ROBOT was not measured, never a pass.
@@ -516,4 +517,5 @@ class _Where:
             return value
         if hint is int and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-        self.fail(f"{key}.{name}", f"expected {'a non-negative integer' if hint is int else 'true or false'}")
+        expected = "a non-negative integer" if hint is int else "true or false"
+        self.fail(f"{key}.{name}", f"expected {expected}")

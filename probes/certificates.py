@@ -121,7 +121,7 @@ def days_left(cert: x509.Certificate, now: dt.datetime | None = None) -> float:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _self_signed(cert: x509.Certificate) -> bool:
@@ -249,7 +249,8 @@ def expiry(certs: Sequence[x509.Certificate], fail_days: float, warn_days: float
     for cert in certs:
         left, name = days_left(cert, now), common_name(cert.subject)
         if cert.not_valid_before_utc > now:
-            failing.append(f"{name}: not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+            failing.append(
+                f"{name}: not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
         elif left < 0:
             failing.append(f"{name}: expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
         elif left < fail_days:
@@ -258,7 +259,8 @@ def expiry(certs: Sequence[x509.Certificate], fail_days: float, warn_days: float
             warning.append(f"{name}: expires in {left:.1f} days (< {warn_days:g})")
     leaf = certs[0]
     measured = (f"leaf expires {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
-                f"({days_left(leaf, now):.1f} days left; fail < {fail_days:g}, warn < {warn_days:g})")
+                f"({days_left(leaf, now):.1f} days left; "
+                f"fail < {fail_days:g}, warn < {warn_days:g})")
     verdict: Verdict = "fail" if failing else "warn" if warning else "pass"
     return CertCheck("expiry", verdict, measured, failing + warning)
 

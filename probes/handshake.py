@@ -17,8 +17,7 @@ import ssl
 
 from cryptography import x509
 
-from probes import smtp
-from probes import vantage
+from probes import smtp, vantage
 from probes.deadline import deadline
 from probes.errors import CouldNotRun, reason
 from probes.imap import ImapSession

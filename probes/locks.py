@@ -20,5 +20,6 @@ def acquire_flock(handle: IO[str], wait_s: float, what: str, poll_s: float = 0.1
             return
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: still held by another process after {wait_s:.0f}s")
+                raise TimeoutError(
+                    f"{what}: still held by another process after {wait_s:.0f}s") from None
             time.sleep(poll_s)

@@ -62,7 +62,8 @@ def connect_section(section: Any, timeout_s: float) -> psycopg.Connection[Any]:
                    password, timeout_s)
 
 
-def query_one(conn: psycopg.Connection[Any], query: str, timeout_s: float) -> tuple[Any, ...] | None:
+def query_one(conn: psycopg.Connection[Any], query: str,
+              timeout_s: float) -> tuple[Any, ...] | None:
     """The first row of ``query`` (a constant query of the check, never built from input),
     within ``timeout_s``."""
     endpoint = endpoint_of(conn.info.host, conn.info.port)

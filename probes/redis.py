@@ -13,7 +13,8 @@ not the protocol become :class:`~probes.errors.CouldNotRun` naming ``host:port``
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -38,7 +39,7 @@ class _WatchedConnection(redis.Connection):
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         current: Deadline | None = getattr(_ACTIVE, "deadline", None)
         if current is not None:
-            current.watch(self._sock)  # noqa: SLF001 - redis-py exposes no accessor
+            current.watch(self._sock)
         return super().read_response(*args, **kwargs)
 
 

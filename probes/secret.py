@@ -26,7 +26,7 @@ class Secret(str):
 
     __slots__ = ()
 
-    def __new__(cls, value: str, user: str | None = None) -> "Secret":
+    def __new__(cls, value: str, user: str | None = None) -> Secret:
         secret = super().__new__(cls, value)
         redaction.register(secret, user)
         return secret

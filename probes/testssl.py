@@ -50,7 +50,8 @@ def find_testssl() -> str:
 
 
 def run_testssl(host: str, port: int, starttls: str | None = None,
-                args: tuple[str, ...] = CROSS_CHECK_ARGS, timeout_s: float = 600.0) -> TestsslFindings:
+                args: tuple[str, ...] = CROSS_CHECK_ARGS,
+                timeout_s: float = 600.0) -> TestsslFindings:
     """Run testssl.sh on host:port with ``args`` and read its flat JSON findings."""
     with tempfile.TemporaryDirectory(prefix="testssl-") as workdir:
         jsonfile = Path(workdir) / "findings.json"
@@ -75,7 +76,8 @@ def run_testssl(host: str, port: int, starttls: str | None = None,
     return TestsslFindings(protocols, suites, duration, _scan_problem(entries), entries)
 
 
-def parse_findings(entries: list[dict[str, Any]]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+def parse_findings(
+        entries: list[dict[str, Any]]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """(protocols offered, {protocol: IANA suites offered}) from testssl.sh flat JSON."""
     offered = {_PROTOCOL_IDS[e["id"]] for e in entries
                if e.get("id") in _PROTOCOL_IDS and e.get("finding", "").startswith("offered")}

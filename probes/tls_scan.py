@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -258,7 +258,7 @@ def scan(endpoint: TlsEndpoint, timeout_s: float = 5.0, deadline_s: float = 180.
     trickles its handshake or banner, or whose garbage crashes sslyze's connectivity worker
     (a STARTTLS reply that is not UTF-8), would otherwise keep the scan alive for ever.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     clock = time.monotonic()
     outcome: dict[str, Any] = {}
 
@@ -296,9 +296,14 @@ def _requests(endpoint: TlsEndpoint, timeout_s: float, attempts: int) -> list[An
     legacy client cannot load a certificate chain file for SSL 2.0 (every such scan fails), and
     an SSL 2.0 server shows itself before any client certificate is asked for.
     """
-    from sslyze import (ClientAuthenticationCredentials, ProtocolWithOpportunisticTlsEnum,
-                        ScanCommand, ServerNetworkConfiguration, ServerNetworkLocation,
-                        ServerScanRequest)
+    from sslyze import (
+        ClientAuthenticationCredentials,
+        ProtocolWithOpportunisticTlsEnum,
+        ScanCommand,
+        ServerNetworkConfiguration,
+        ServerNetworkLocation,
+        ServerScanRequest,
+    )
 
     starttls = {None: None, "smtp": ProtocolWithOpportunisticTlsEnum.SMTP,
                 "imap": ProtocolWithOpportunisticTlsEnum.IMAP}[endpoint.starttls]
@@ -338,7 +343,7 @@ def _sslyze_document(results: list[Any], started: datetime) -> dict[str, Any]:
         server_scan_results=[ServerScanResultAsJson.model_validate(r) for r in results],
         invalid_server_strings=[],
         date_scans_started=started,
-        date_scans_completed=datetime.now(timezone.utc),
+        date_scans_completed=datetime.now(UTC),
     )
     return json.loads(document.model_dump_json())
 

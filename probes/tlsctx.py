@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cryptography import x509
 

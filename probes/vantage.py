@@ -11,8 +11,8 @@ sends nothing and returns at once, and ``getsockname()`` then names the route's 
 ``[environment] source_address`` set, every probe binds to it (:func:`bind_from`, read by
 probes/http.py, probes/smtp.py, probes/imap.py through :func:`source`), and so does this
 measurement (PostgreSQL and Redis excepted: their client libraries cannot bind, so their
-line shows the kernel's choice). Name resolution runs in daemon threads joined under one bound: a resolver that
-hangs leaves the address "unknown", never the run hanging.
+line shows the kernel's choice). Name resolution runs in daemon threads joined under one
+bound: a resolver that hangs leaves the address "unknown", never the run hanging.
 """
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 LOCAL_WARNING = "refusal and plaintext checks may be relaxed for local clients"

@@ -51,7 +51,7 @@ def _format_date(value: dt.datetime) -> str:
     """ISO 8601 in UTC with a ``Z``, the way the agency's timestamps read."""
     if value.tzinfo is None:
         raise WhitelistError(f"naive datetime {value.isoformat()}: give a timezone")
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _parse_date(text: str, where: str) -> dt.datetime:
@@ -60,7 +60,7 @@ def _parse_date(text: str, where: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise WhitelistError(f"{where}: {text!r} is not an ISO 8601 date") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 # (dataclass field, element) in document order, DateMAJ aside (it is a date).

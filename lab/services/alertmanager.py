@@ -11,8 +11,7 @@ import shutil
 from pathlib import Path
 
 from lab import ports
-from lab.process import (LabError, log_tail, run, spawn, wait_port,
-                         write_if_changed)
+from lab.process import LabError, log_tail, run, spawn, wait_port, write_if_changed
 from lab.services.base import LabContext, PidfileService
 from lab.services.prometheus import post, wait_ready
 

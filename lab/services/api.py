@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from lab import identity, paths, ports, tls
-from lab.process import (LabError, log_tail, pid_alive, port_open, spawn, write_if_changed)
+from lab.process import LabError, log_tail, pid_alive, port_open, spawn, write_if_changed
 from lab.services.base import LabContext, PidfileService
 
 START_TIMEOUT = 15

@@ -28,19 +28,31 @@ import time
 from pathlib import Path
 
 from lab import identity, looprelay, paths, ports, tls
-from lab.process import (LabError, log_tail, pid_alive, port_open, read_pid, run, spawn, terminate,
-                         wait_port, write_if_changed)
+from lab.process import (
+    LabError,
+    log_tail,
+    pid_alive,
+    port_open,
+    read_pid,
+    run,
+    spawn,
+    terminate,
+    wait_port,
+    write_if_changed,
+)
 from lab.services.base import LabContext, Service
 
 MAIL_USER = "mssantelab"
 START_TIMEOUT = 15.0
 # Dovecot 2.3's own post-login CAPABILITY, IDLE left out (the ``imap-no-idle`` fault).
-CAPABILITIES_WITHOUT_IDLE = (
-    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
-    "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
-    "LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH "
-    "LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ "
-    "NOTIFY").split()
+CAPABILITIES_WITHOUT_IDLE = [
+    "IMAP4rev1", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "SORT", "SORT=DISPLAY",
+    "THREAD=REFERENCES", "THREAD=REFS", "THREAD=ORDEREDSUBJECT", "MULTIAPPEND", "URL-PARTIAL",
+    "CATENATE", "UNSELECT", "CHILDREN", "NAMESPACE", "UIDPLUS", "LIST-EXTENDED", "I18NLEVEL=1",
+    "CONDSTORE", "QRESYNC", "ESEARCH", "ESORT", "SEARCHRES", "WITHIN", "CONTEXT=SEARCH",
+    "LIST-STATUS", "BINARY", "MOVE", "SNIPPET=FUZZY", "PREVIEW=FUZZY", "PREVIEW", "STATUS=SIZE",
+    "SAVEDATE", "LITERAL+", "NOTIFY",
+]
 CHILD_GRACE = 0.5       # how long children may outlive the master before each signal
 
 

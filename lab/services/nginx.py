@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab import identity, paths, ports, tls
-from lab.process import (LabError, log_tail, run, spawn, wait_port,
-                         write_if_changed)
+from lab.process import LabError, log_tail, run, spawn, wait_port, write_if_changed
 from lab.services.base import LabContext, PidfileService
 
 START_TIMEOUT = 15

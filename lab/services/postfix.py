@@ -30,12 +30,21 @@ import time
 from pathlib import Path
 
 from lab import identity, paths, pki, ports, tls
-from lab.whitelist import lab_whitelist
-from probes import whitelist
-from lab.process import (LabError, log_tail, pid_alive, read_pid, run, spawn, terminate, wait_port,
-                         write_if_changed)
+from lab.process import (
+    LabError,
+    log_tail,
+    pid_alive,
+    read_pid,
+    run,
+    spawn,
+    terminate,
+    wait_port,
+    write_if_changed,
+)
 from lab.services.base import LabContext, Service
 from lab.services.dovecot import auth_socket
+from lab.whitelist import lab_whitelist
+from probes import whitelist
 
 DEFAULT_MAIN_CF = Path("/etc/postfix/main.cf")
 START_TIMEOUT = 20.0
@@ -120,7 +129,7 @@ class Postfix(Service):
 
     def _ensure_whitelist(self, ctx: LabContext) -> None:
         """Regenerate the MTA's copy when missing, wrong, or not as stale as the faults say."""
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         want_stale = ctx.has("whitelist-stale")
         try:
             text = self.whitelist_file.read_text()

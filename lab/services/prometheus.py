@@ -21,8 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from lab import ports
-from lab.process import (LabError, log_tail, run, spawn, wait_port,
-                         write_if_changed)
+from lab.process import LabError, log_tail, run, spawn, wait_port, write_if_changed
 from lab.services.base import LabContext, PidfileService
 
 OS_USER = "prometheus"

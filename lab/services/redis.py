@@ -12,8 +12,7 @@ import shutil
 from pathlib import Path
 
 from lab import identity, ports
-from lab.process import (LabError, log_tail, spawn, wait_port,
-                         write_if_changed)
+from lab.process import LabError, log_tail, spawn, wait_port, write_if_changed
 from lab.services.base import LabContext, PidfileService
 
 OS_USER = "redis"

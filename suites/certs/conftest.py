@@ -17,8 +17,14 @@ from plugins import environments
 from plugins.endpoints import Endpoint, tls_endpoints
 from plugins.outcomes import Recorder
 from plugins.profile import NotConfigured, Profile
-from plugins.tls_audit import (CertificateFile, NotMeasured, get_certificate_files,
-                               report_verdict, scan_evidence, service_of)
+from plugins.tls_audit import (
+    CertificateFile,
+    NotMeasured,
+    get_certificate_files,
+    report_verdict,
+    scan_evidence,
+    service_of,
+)
 from probes import certificates
 from probes.certificates import CLIENT_AUTH, SERVER_AUTH, CertCheck, TrustAnchors
 from probes.tls_scan import TlsScan

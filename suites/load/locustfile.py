@@ -118,7 +118,8 @@ def _accounts(loaded: Profile) -> list[tuple[str, str]]:
     """The profile's test mailboxes with their passwords (load users are test users only)."""
     accounts = loaded.mailboxes()
     if not accounts:
-        raise RuntimeError(f"no [[mailboxes]] in {loaded.path.name}: load users need test mailboxes")
+        raise RuntimeError(
+            f"no [[mailboxes]] in {loaded.path.name}: load users need test mailboxes")
     return accounts
 
 
@@ -141,7 +142,7 @@ def step(user: User, kind: str, name: str) -> Iterator[None]:
     started = time.perf_counter()
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 - any failure of a step is that step's failure
+    except Exception as exc:
         _fire(user, kind, name, started, exc)
         raise StepFailed(name) from exc
     _fire(user, kind, name, started, None)
@@ -196,7 +197,8 @@ class ApiUser(FastHttpUser):
             if response.status_code != 200:
                 response.failure(f"answered {response.status_code}")
             elif self.contract.mailboxes(_json(response)) is None:
-                response.failure(f"answered 200 without a list at {self.contract.mailboxes_pointer}")
+                response.failure(
+                    f"answered 200 without a list at {self.contract.mailboxes_pointer}")
 
 
 def _json(response: Any) -> Any:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -255,8 +255,9 @@ def mx_attempt(target, open_smtp, outbox: Outbox, mailboxes: list[Account],
     ``client`` names the profile's client certificate to present (``"peer"``, ``"rogue"``,
     ``"foreign"``) or is None; ``starttls=False`` stays in clear. The recipient defaults to
     the first test mailbox; then, once the envelope is accepted, a marked test message follows
-    (so a refusal at DATA counts) and is deleted from the mailbox if the server took it. For any other recipient the attempt
-    stops after RCPT and the envelope is reset: no data ever goes outside the test mailboxes.
+    (so a refusal at DATA counts) and is deleted from the mailbox if the server took it. For
+    any other recipient the attempt stops after RCPT and the envelope is reset: no data ever
+    goes outside the test mailboxes.
     Returns the attempt and the message's marker (for tests that look for the message).
     """
     section = target("smtp.mx")

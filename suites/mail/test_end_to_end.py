@@ -84,7 +84,7 @@ def test_message_with_attachment_arrives_intact(pair, submit_session, outbox, re
 
     original = message_from_bytes(sent, policy=policy.compat32)
     arrived = message_from_bytes(received, policy=policy.compat32)
-    changed = [name for name in dict.fromkeys(k.lower() for k in original.keys())
+    changed = [name for name in dict.fromkeys(k.lower() for k in original)
                if original.get_all(name) != arrived.get_all(name)]
     assert not changed, "headers not carried unchanged: " + "; ".join(
         f"{n}: sent {original.get_all(n)!r}, got {arrived.get_all(n)!r}" for n in changed)

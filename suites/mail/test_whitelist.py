@@ -98,7 +98,7 @@ def test_own_dn_matches_served_certificate(target, whitelist, own_domains, timeo
 @pytest.mark.requirement("MSS-WL-FRESH")
 def test_whitelist_fresh(whitelist, env_profile, record):
     bound = env_profile.threshold("whitelist_max_age_h")
-    age_h = (dt.datetime.now(dt.timezone.utc) - whitelist.generated_at).total_seconds() / 3600
+    age_h = (dt.datetime.now(dt.UTC) - whitelist.generated_at).total_seconds() / 3600
     record.measure("whitelist_age", round(age_h, 2), "h")
     assert age_h <= bound, (f"the whitelist copy was generated {age_h:.1f} h ago "
                             f"({whitelist.generated_at.isoformat()}), more than {bound} h")

@@ -7,8 +7,9 @@ A list the profile leaves empty is one test skipped as "not configured in <env>"
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

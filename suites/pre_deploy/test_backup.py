@@ -29,8 +29,8 @@ def test_latest_backup_recent_and_complete(env_profile, backup_key, record):
     found = backups.list_backups(cfg.dir)
     assert found, f"no backup in {cfg.dir} (from {cfg.dir_origin})"
     latest = found[0]
-    taken = dt.datetime.strptime(latest.id, "%Y%m%d_%H%M%S").replace(tzinfo=dt.timezone.utc)
-    age_h = (dt.datetime.now(dt.timezone.utc) - taken).total_seconds() / 3600
+    taken = dt.datetime.strptime(latest.id, "%Y%m%d_%H%M%S").replace(tzinfo=dt.UTC)
+    age_h = (dt.datetime.now(dt.UTC) - taken).total_seconds() / 3600
     record.measure("latest backup", latest.id)
     record.measure("latest backup age", round(age_h, 1), "h")
     try:

@@ -19,7 +19,7 @@ def test_certificate_file_valid(cert_file, env_profile, record):
     name, path = cert_file
     assert path.is_file(), f"{name}: {path} does not exist"
     cert = x509.load_pem_x509_certificate(path.read_bytes())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     days_left = (cert.not_valid_after_utc - now).total_seconds() / 86400
     record.measure(f"{name}: days left", round(days_left, 1), "days")
     assert cert.not_valid_before_utc <= now, (

@@ -9,7 +9,7 @@ apply (HSTS on a mail port, a rule the policy disables for an endpoint) is skipp
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from plugins.endpoints import Endpoint
 from plugins.outcomes import Recorder

@@ -11,8 +11,15 @@ import pytest
 
 from lab.faults import FAULTS
 from tests.detection import readme
-from tests.detection.expected import (GOOD, TABLE, Expectation, TableError, compare, load,
-                                      observed_toml)
+from tests.detection.expected import (
+    GOOD,
+    TABLE,
+    Expectation,
+    TableError,
+    compare,
+    load,
+    observed_toml,
+)
 from tests.plugin.test_cli import pytest_run
 
 REPO = Path(__file__).resolve().parents[2]

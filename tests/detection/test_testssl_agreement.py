@@ -8,7 +8,7 @@ one) is not cross-checked; the good lab is the baseline both tools must also agr
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -29,7 +29,7 @@ STATES = {GOOD: 0, "tls-legacy": 2 * len(CROSS_CHECKED), "weak-ciphers": 2 * len
 def _as_scan(endpoint: TlsEndpoint, found: TestsslFindings) -> TlsScan:
     """testssl.sh's findings in the shape the policy engine judges (names only: the rules
     compared here read nothing else)."""
-    return TlsScan(endpoint, datetime.now(timezone.utc), found.duration_s, protocols={
+    return TlsScan(endpoint, datetime.now(UTC), found.duration_s, protocols={
         p: tuple(AcceptedSuite(n, n, None, None, None) for n in found.suites.get(p, ()))
         for p in PROTOCOLS})
 
@@ -67,8 +67,8 @@ def test_testssl_finds_what_sslyze_finds(state, lab_state):
     assert sorted(endpoints) == sorted(CROSS_CHECKED)
     with ThreadPoolExecutor(2 * len(endpoints)) as pool:
         theirs = dict(zip(endpoints, pool.map(
-            lambda e: run_testssl(e.host, e.port, e.starttls, timeout_s=240), endpoints.values())))
-        ours = dict(zip(endpoints, pool.map(scan, endpoints.values())))
+            lambda e: run_testssl(e.host, e.port, e.starttls, timeout_s=240), endpoints.values()), strict=True))
+        ours = dict(zip(endpoints, pool.map(scan, endpoints.values()), strict=True))
     problems, failing = [], 0
     for name in endpoints:
         if theirs[name].error or ours[name].error:

@@ -44,7 +44,7 @@ def test_readiness_wait_is_bounded_and_names_what_is_missing(monkeypatch):
     monkeypatch.setattr(control, "READY_TIMEOUT_S", 0.5)
     started = time.monotonic()
     with pytest.raises(LabError, match=r"lab not ready after 0s: stuck: target api not scraped yet"):
-        control._wait_ready([_NeverReady()], frozenset(), time.time())
+        control._wait_ready([_NeverReady()], frozenset(), time.time())  # noqa: SLF001 - the wait alone
     assert time.monotonic() - started < 2
 
 

@@ -411,7 +411,7 @@ def test_mail_ports_serve_lab_chain_tls12_13_only(mail_lab: Passwords, port: int
 
 def test_whitelist_copy_is_fresh_and_excludes_rogue(mail_lab: Passwords) -> None:
     listed = whitelist.parse((POSTFIX_DIR / "listeblanchemssante.xml").read_bytes())
-    age = dt.datetime.now(dt.timezone.utc) - listed.generated_at
+    age = dt.datetime.now(dt.UTC) - listed.generated_at
     assert dt.timedelta(0) <= age < WHITELIST_FRESHNESS
     names = {entry.name for entry in listed.entries}
     assert {identity.DOMAIN, identity.PEER_DOMAIN} <= names
@@ -519,16 +519,14 @@ def test_fault_imap_any_password(mail_lab: Passwords) -> None:
         with smtplib.SMTP(ports.HOST, ports.SUBMISSION, timeout=TIMEOUT) as smtp:
             smtp.starttls(context=tls_context())
             smtp.login(MEDECIN, wrong)                               # and so does submission
-    with pytest.raises(imaplib.IMAP4.error):
-        with mailbox(MEDECIN, wrong):
-            pass
+    with pytest.raises(imaplib.IMAP4.error), mailbox(MEDECIN, wrong):
+        pass
 
 
 def test_fault_imap_no_idle(mail_lab: Passwords) -> None:
-    with fault("imap-no-idle"):
-        with mailbox(MEDECIN, mail_lab[MEDECIN]) as client:
-            assert b"IDLE" not in client.capabilities()
-            assert b"UIDPLUS" in client.capabilities()
+    with fault("imap-no-idle"), mailbox(MEDECIN, mail_lab[MEDECIN]) as client:
+        assert b"IDLE" not in client.capabilities()
+        assert b"UIDPLUS" in client.capabilities()
     with mailbox(MEDECIN, mail_lab[MEDECIN]) as client:
         assert b"IDLE" in client.capabilities()
 
@@ -568,9 +566,9 @@ def test_fault_whitelist_stale(mail_lab: Passwords) -> None:
     path = POSTFIX_DIR / "listeblanchemssante.xml"
     with fault("whitelist-stale"):
         generated = whitelist.parse(path.read_bytes()).generated_at
-        assert dt.datetime.now(dt.timezone.utc) - generated > WHITELIST_FRESHNESS
+        assert dt.datetime.now(dt.UTC) - generated > WHITELIST_FRESHNESS
     generated = whitelist.parse(path.read_bytes()).generated_at
-    assert dt.datetime.now(dt.timezone.utc) - generated < WHITELIST_FRESHNESS
+    assert dt.datetime.now(dt.UTC) - generated < WHITELIST_FRESHNESS
 
 
 @legacy_probe

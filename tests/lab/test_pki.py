@@ -52,7 +52,7 @@ def verify_server(anchor: str, *folder: str, when: dt.datetime | None = None) ->
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 # --- certificates ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from lab import identity, pki
 from lab.whitelist import lab_whitelist
 from probes.whitelist import NAMESPACE, Whitelist, WhitelistEntry, WhitelistError, parse, render
 
-GENERATED = dt.datetime(2025, 3, 1, 6, 30, tzinfo=dt.timezone.utc)
+GENERATED = dt.datetime(2025, 3, 1, 6, 30, tzinfo=dt.UTC)
 
 
 def minimal(date: str = "<DateDeGeneration>2025-03-01T06:30:00Z</DateDeGeneration>",

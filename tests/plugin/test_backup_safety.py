@@ -379,7 +379,7 @@ def test_rollback_auto_never_skips_confirmation_on_production(platform_lab, tmp_
 
 # --- the version lookup -----------------------------------------------------------------------
 class _Trickle(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:                       # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "100000")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.labctl import REPO
 from plugins.profile import ENV_DIR
+from tests.labctl import REPO
 from tests.profile_variants import PRODUCTION, lab_variant
 
 WHITELIST = f'whitelist = "{ENV_DIR}/../../.lab/postfix/listeblanchemssante.xml"\n'

@@ -9,8 +9,8 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import pytest
 

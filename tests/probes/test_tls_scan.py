@@ -47,7 +47,7 @@ def _write_pem(path: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> No
 
 def _certificate(cn: str, key: rsa.RSAPrivateKey, issuer: tuple[str, rsa.RSAPrivateKey] | None,
                  ca: bool = False) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     issuer_cn, issuer_key = issuer or (cn, key)
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -332,7 +332,7 @@ def test_cache_returns_the_same_scan_without_rescanning(s_server, tmp_path: Path
     assert again == first
     record = json.loads((tmp_path / "local.json").read_text())
     assert record["sslyze"]["sslyze_version"] and record["summary"]["protocols"]["TLSv1.3"]
-    later_run = datetime.datetime.now(datetime.timezone.utc)
+    later_run = datetime.datetime.now(datetime.UTC)
     assert scan_cached(endpoint(server.port), tmp_path, fresh_after=later_run).error
     moved = scan_cached(endpoint(free_port()), tmp_path)          # same name, other endpoint
     assert moved.error is not None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -165,7 +166,7 @@ def test_deploy_command_past_its_deadline_is_killed_and_rolled_back(platform_lab
     assert "did not finish within 6s: killed (process group)" in report
     assert "| Déploiement (`deploy`) | ❌ |" in report and "| 6s |" in report
     child = int(pidfile.read_text())
-    assert not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split(
+    assert not os.path.exists(f"/proc/{child}") or Path(f"/proc/{child}/stat").read_text().split(
         ")")[-1].split()[0] == "Z", "the deploy command's child outlived its deadline"
     assert served_version()["version"] == "1.0.0"
     assert backups.compare(before, backups.fingerprint(lab_profile())) == []

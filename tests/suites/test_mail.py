@@ -175,7 +175,7 @@ def https_whitelist() -> Iterator[str]:
     document = (REPO / ".lab/postfix/listeblanchemssante.xml").read_bytes()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(document)))
@@ -212,7 +212,7 @@ def test_whitelist_over_plain_http_refused(tmp_path):
 class _Sink:
     """Takes every recipient and every message, and keeps nothing."""
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802, ANN001
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
         return "250 2.0.0 taken"
 
 

@@ -11,8 +11,8 @@ import datetime as dt
 
 import httpx
 
-from probes.monitoring import scrape_targets
 from plugins.outcomes import wait_until
+from probes.monitoring import scrape_targets
 from tests.labctl import run_suite
 from tests.profile_variants import lab_variant
 

@@ -14,8 +14,8 @@ import stat
 import pytest
 
 from lab import deploy
-from tests.labctl import run_suite
 from plugins.profile import ENV_DIR
+from tests.labctl import run_suite
 from tests.profile_variants import PRODUCTION, lab_variant
 from tests.suites.backup_lab import platform_lab  # noqa: F401 - fixture
 

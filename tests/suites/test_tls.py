@@ -62,7 +62,7 @@ def run_audit(tmp_path: Path, *args: str, count_scans: bool = False) -> SuiteRun
 
 def _scans_logged(tmp_path: Path) -> list[tuple[str, str]]:
     lines = (tmp_path / "scans.log").read_text().split()
-    return sorted(zip(lines[1::2], lines[0::2]))
+    return sorted(zip(lines[1::2], lines[0::2], strict=False))
 
 
 def _explain(run: SuiteRun, expected: set[str]) -> str:

@@ -27,10 +27,11 @@ import socket
 import socketserver
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -70,7 +71,7 @@ def _free_port() -> int:
 class _Sink:
     """Takes every recipient and every message, and keeps nothing."""
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802, ANN001
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
         return "250 2.0.0 taken"
 
 
@@ -134,7 +135,7 @@ class _ImapHandler(socketserver.StreamRequestHandler):
             if not self.command(tag, command, args):
                 return
 
-    def command(self, tag: str, command: str, args: str) -> bool:  # noqa: C901 - a dispatcher
+    def command(self, tag: str, command: str, args: str) -> bool:
         """Answer one command; False ends the connection."""
         if command == "CAPABILITY":
             self.send(f"* CAPABILITY {self.capabilities()}", f"{tag} OK CAPABILITY completed")
@@ -197,7 +198,7 @@ def _api_handler(token: str) -> type[http.server.BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path == "/health":
                 dsn = f"postgresql://mssante:{token}@db.internal/mssante"
                 self.reply(503, {"status": "degraded",
@@ -209,7 +210,7 @@ def _api_handler(token: str) -> type[http.server.BaseHTTPRequestHandler]:
             else:
                 self.reply(404, {"error": f"no {self.path}"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 sent = json.loads(self.rfile.read(length) or b"{}")

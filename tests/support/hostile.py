@@ -34,11 +34,11 @@ import socket
 import ssl
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -81,7 +81,7 @@ def _drain(conn: socket.socket, stop: threading.Event, wait: float) -> bool:
     conn.settimeout(wait)
     try:
         return conn.recv(4096) != b""
-    except (socket.timeout, ssl.SSLWantReadError):
+    except (TimeoutError, ssl.SSLWantReadError):
         return not stop.is_set()
     except OSError:
         return False
@@ -114,7 +114,7 @@ def _read_request(conn: socket.socket, stop: threading.Event, limit: float = 5.0
             break
         try:
             chunk = conn.recv(4096)
-        except (socket.timeout, ssl.SSLWantReadError):
+        except (TimeoutError, ssl.SSLWantReadError):
             if data:
                 break
             continue
@@ -240,7 +240,7 @@ def _name(common_name: str) -> x509.Name:
 def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
                  issuer_key: ec.EllipticCurvePrivateKey, ca: bool, days: int = 30
                  ) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(days=1))
@@ -349,7 +349,7 @@ class HostileServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -393,7 +393,7 @@ class HostileServer:
         conn.settimeout(0.5)
         try:
             first = conn.recv(1, socket.MSG_PEEK)
-        except socket.timeout:
+        except TimeoutError:
             return False
         return first == b"\x16"
 

@@ -29,7 +29,7 @@ def raised_from(outer: BaseException, inner: BaseException, explicit: bool = Tru
         except BaseException as exc:
             if explicit:
                 raise outer from exc
-            raise outer
+            raise outer  # noqa: B904 - the implicit context is what this case tests
     except BaseException as caught:  # noqa: BLE001 - what the test returns
         return caught
 
@@ -44,7 +44,7 @@ COULD_NOT_RUN = {
     # sockets
     "refused": ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
     "reset": ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
-    "socket time-out": socket.timeout("timed out"),
+    "socket time-out": TimeoutError("timed out"),
     "DNS": socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
     "no route": OSError(errno.EHOSTUNREACH, "No route to host"),
     "network unreachable": OSError(errno.ENETUNREACH, "Network is unreachable"),

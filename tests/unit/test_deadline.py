@@ -5,7 +5,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -53,7 +53,7 @@ def _read_forever(address: tuple[str, int], register=None) -> None:
 def test_trickle_is_cut_at_the_deadline(trickler):
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded) as info:
-        with deadline(0.5, "127.0.0.1:%d" % trickler[1], "banner"):
+        with deadline(0.5, f"127.0.0.1:{trickler[1]}", "banner"):
             _read_forever(trickler)
     elapsed = time.monotonic() - started
     assert elapsed < 1.5, elapsed
@@ -64,13 +64,12 @@ def test_trickle_is_cut_at_the_deadline(trickler):
 
 def test_swallowed_deadline_fires_again(trickler):
     started = time.monotonic()
-    with pytest.raises(DeadlineExceeded):
-        with deadline(0.3, "x", "y"):
-            try:
-                _read_forever(trickler)
-            except Exception:  # noqa: BLE001 - a library that swallows everything
-                pass
+    with pytest.raises(DeadlineExceeded), deadline(0.3, "x", "y"):
+        try:
             _read_forever(trickler)
+        except Exception:  # noqa: BLE001 - a library that swallows everything
+            pass
+        _read_forever(trickler)
     assert time.monotonic() - started < 1.5
 
 
@@ -100,9 +99,8 @@ def test_outer_timer_expiring_first_runs_its_own_handler(trickler):
     previous = signal.signal(signal.SIGALRM, outer)
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.3)
-        with pytest.raises(Outer):
-            with deadline(5, "x", "y"):
-                _read_forever(trickler)
+        with pytest.raises(Outer), deadline(5, "x", "y"):
+            _read_forever(trickler)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -137,18 +135,16 @@ def test_fast_block_is_untouched():
 
 
 def test_remaining_raises_after_expiry():
-    with pytest.raises(DeadlineExceeded):
-        with deadline(0.1, "x", "y") as current:
-            time.sleep(0.05)
-            assert 0 < current.remaining() <= 0.1
-            try:
-                time.sleep(0.3)
-            except DeadlineExceeded:
-                pass
-            current.remaining()
+    with pytest.raises(DeadlineExceeded), deadline(0.1, "x", "y") as current:
+        time.sleep(0.05)
+        assert 0 < current.remaining() <= 0.1
+        try:
+            time.sleep(0.3)
+        except DeadlineExceeded:
+            pass
+        current.remaining()
 
 
 def test_non_positive_deadline_is_a_programming_error():
-    with pytest.raises(ValueError):
-        with deadline(0, "x", "y"):
-            pass
+    with pytest.raises(ValueError), deadline(0, "x", "y"):
+        pass

@@ -17,7 +17,7 @@ def _read_for(sock: socket.socket, seconds: float) -> bytes:
     while time.monotonic() < end:
         try:
             chunk = sock.recv(4096)
-        except (socket.timeout, ssl.SSLWantReadError):
+        except (TimeoutError, ssl.SSLWantReadError):
             continue
         if not chunk:
             break

@@ -43,7 +43,7 @@ class ScriptedHost:
         self.calls += 1
         return Result(stdout=listing)
 
-    def file(self, path: str) -> "ScriptedFile":
+    def file(self, path: str) -> ScriptedFile:
         return ScriptedFile(self, path)
 
 

@@ -26,7 +26,7 @@ def make_ca(cn: str, org: str | None = None, ous: tuple[str, ...] = ()) -> x509.
     attributes += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou) for ou in ous]
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     name = x509.Name(attributes)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1))

@@ -12,8 +12,16 @@ import pytest
 
 from plugins import load, profile
 from plugins.load_chart import latency_chart
-from plugins.load_stats import (StepStats, Thresholds, judge, read_exceptions_csv,
-                                read_failures_csv, read_stats_json, read_users_history, summarise)
+from plugins.load_stats import (
+    StepStats,
+    Thresholds,
+    judge,
+    read_exceptions_csv,
+    read_failures_csv,
+    read_stats_json,
+    read_users_history,
+    summarise,
+)
 from plugins.profile import NotConfigured, ProfileError
 
 T0 = 1795918620

@@ -354,7 +354,7 @@ def test_any_value_anywhere_is_a_profile_error_or_accepted():
                 node = node[key]
             node[where[-1]] = replacement
             try:
-                profile._validate(profile.ENV_DIR / "lab.toml", data)
+                profile._validate(profile.ENV_DIR / "lab.toml", data)  # noqa: SLF001 - on raw data
             except ProfileError as exc:
                 assert "\n" not in str(exc)
 

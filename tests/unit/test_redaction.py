@@ -180,7 +180,7 @@ def test_secret_repr_is_masked_and_value_still_usable():
     secret = Secret("pw-" + LONG)
     box = Mailbox(USER, secret)
     assert repr(secret) == "Secret('********')" and LONG not in repr(box) and LONG not in f"{box!r}"
-    assert str(secret) == f"{secret}" == "%s" % secret == "pw-" + LONG      # libraries need it
+    assert str(secret) == f"{secret}" == "%s" % secret == "pw-" + LONG  # noqa: UP031 - libraries %-format it
     assert secret.encode() == ("pw-" + LONG).encode() and secret == "pw-" + LONG
     address, password = box
     assert (address, password) == box and box.password is secret

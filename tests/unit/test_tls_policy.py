@@ -6,7 +6,7 @@ file, so these tests also prove the file says what the engine expects.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from policy.tls import PolicyError, RuleResult, TlsPolicy, evaluate, evaluate_ru
 from probes.tls_scan import AcceptedSuite, CertificateFacts, Hsts, TlsEndpoint, TlsScan
 
 ANSSI = Path(__file__).resolve().parents[2] / "fixtures" / "policies" / "anssi-tls.toml"
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def suite(name: str, kex: str | None = "ECDH", bits: int | None = 253,
@@ -28,7 +28,7 @@ def cert(subject: str, issuer: str, sig: str | None = "sha256", algorithm: str =
     return CertificateFacts(pem="", subject=subject, issuer=issuer, key_algorithm=algorithm,
                             key_bits=bits, curve=None, signature_hash=sig,
                             signature_algorithm=f"{sig}WithRSAEncryption",
-                            not_after=datetime(2027, 1, 1, tzinfo=timezone.utc),
+                            not_after=datetime(2027, 1, 1, tzinfo=UTC),
                             fingerprint_sha256=f"{subject}|{issuer}|{sig}|{bits}")
 
 
