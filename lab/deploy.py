@@ -190,8 +190,10 @@ def _switch(target: str, migrate: bool, restart: bool = True) -> list[str]:
     lines.append(f"code: {checkout} at {target} ({git(checkout, 'rev-parse', '--short', 'HEAD')})")
     if migrate:
         try:
+            # From the repository root: ``lab`` is not installed, it is found there.
             result = run([sys.executable, "-m", "lab.api", "migrate"], timeout=60,
-                         env={"MSSANTE_API_ENV_FILE": str(api.env_file)})
+                         env={"MSSANTE_API_ENV_FILE": str(api.env_file)},
+                         cwd=paths.REPO_ROOT)
         except LabError as exc:
             raise LabError(f"migrations of {target} failed, the API is left stopped "
                            f"(roll back with `python -m lab rollback`): {exc}") from exc

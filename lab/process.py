@@ -120,13 +120,14 @@ def spawn(cmd: list[str], log: Path, pidfile: Path, env: dict[str, str] | None =
 
 
 def run(cmd: list[str], timeout: float = 60.0, user: str | None = None,
-        env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None, check: bool = True,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command to completion with a bounded time; raise LabError with its output on
     failure."""
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                 env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
-                                **as_user(user))
+                                cwd=cwd, **as_user(user))
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"{cmd[0]} did not finish within {timeout:.0f}s") from exc
     except FileNotFoundError as exc:
