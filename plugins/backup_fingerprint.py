@@ -50,7 +50,9 @@ def database_fingerprint(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
     return result
 
 
-_REDIS_READERS: dict[str, Callable[[redis.Redis, bytes], list[bytes]]] = {
+# The client is Any here: redis-py types every reply ``bytes | str`` (decode_responses is a
+# run-time choice); these clients never decode, so the replies are bytes.
+_REDIS_READERS: dict[str, Callable[[Any, bytes], list[bytes]]] = {
     "string": lambda c, k: [c.get(k) or b""],
     "hash": lambda c, k: sorted(f + b"\0" + v for f, v in c.hgetall(k).items()),
     "list": lambda c, k: c.lrange(k, 0, -1),
@@ -69,7 +71,7 @@ def redis_fingerprint(client: redis.Redis) -> dict[str, str]:
     """
     result = {}
     for key in client.scan_iter(count=500):
-        kind = client.type(key).decode()
+        kind = client.type(key).decode()  # type: ignore[union-attr]  # bytes: never decoded
         if kind == "none":              # expired while we were scanning
             continue
         reader = _REDIS_READERS.get(kind)

@@ -126,9 +126,10 @@ def settings(profile: Profile) -> Settings:
     if os.environ.get("BACKUP_DIR"):
         directory, origin = Path(os.environ["BACKUP_DIR"]).resolve(), "environment (BACKUP_DIR)"
     else:
-        directory, origin = section.path("dir"), f"profile [backup] dir ({profile.path.name})"
-        if directory is None:
+        declared, origin = section.path("dir"), f"profile [backup] dir ({profile.path.name})"
+        if declared is None:
             raise NotConfigured(profile.name, "[backup] dir")
+        directory = declared
     return Settings(
         dir=directory, dir_origin=origin, max_age_h=section.get("max_age_h", 24),
         config_paths=tuple((profile.path.parent / p).resolve()

@@ -176,7 +176,7 @@ class EvidenceWriter:
         return bundle
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session):  # type: ignore[no-untyped-def]
+    def pytest_sessionfinish(self, session: pytest.Session):
         if "target_version" not in self.collector.facts:
             self.collector.facts["target_version"] = target_version(self.profile)
         yield

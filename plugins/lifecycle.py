@@ -575,6 +575,7 @@ class Lifecycle:
                     ("setup", "passed", None, 0.0),
                     ("call", outcome, longrepr, phase.duration_s),
                     ("teardown", "passed", None, 0.0)):
-                report = pytest.TestReport(nodeid, location, {}, result, text, when,
+                report = pytest.TestReport(nodeid, location, {},
+                                           result, text, when,  # type: ignore[arg-type]  # literals above
                                            duration=duration, user_properties=props)
                 hook.pytest_runtest_logreport(report=report)

@@ -124,7 +124,8 @@ def resolve(profile: Profile, scenario: str,
         if key in overrides:
             values[key], origins[key] = overrides[key]
             continue
-        origin, layer = next(((o, layer) for o, layer in layers if key in layer), ("", {}))
+        none: tuple[str, dict[str, Any]] = ("", {})
+        origin, layer = next(((o, layer) for o, layer in layers if key in layer), none)
         if not origin:
             raise NotConfigured(profile.name, f"[load] {key}")
         values[key], origins[key] = layer[key], origin

@@ -189,7 +189,7 @@ class ProfileError(Exception):
     """A profile cannot be used; str() is one line naming the file and the key."""
 
 
-class NotConfigured(pytest.skip.Exception):
+class NotConfigured(pytest.skip.Exception):  # type: ignore[name-defined]  # pytest's own spelling
     """The profile does not declare a target a check needs.
 
     It *is* a pytest skip, so raising it anywhere in a test or fixture reports the check as
@@ -305,9 +305,9 @@ class Profile:
             if password:
                 Secret(password, user=entry.get("address"))
         for var in _env_names(self.data):
-            value = self.lookup_env(var)
-            if value:
-                Secret(value)
+            found = self.lookup_env(var)
+            if found:
+                Secret(found)
 
     def path_of(self, section: str, key: str) -> Path | None:
         data = _lookup(self.data, section) or {}
@@ -565,10 +565,10 @@ def _unknown(dotted: str, where: str, key: str, value: Any, keys: Collection[str
                 f"known: {', '.join(known.values())}" if known else
                 f"[{dotted}] has no sub-sections")
         return f"{what} ({hint})"
-    known = [*keys, *children]
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    names = [*keys, *children]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
     hint = (f"did you mean '{close[0]}'?" if close else
-            f"expected one of: {', '.join(known)}" if known else "this table takes no keys")
+            f"expected one of: {', '.join(names)}" if names else "this table takes no keys")
     if not dotted:
         return f"unknown top-level key '{key}' ({hint}; keys belong in a [section])"
     return f"{where} unknown key '{key}' ({hint})"
@@ -576,7 +576,8 @@ def _unknown(dotted: str, where: str, key: str, value: Any, keys: Collection[str
 
 def _type_name(value: Any) -> str:
     """Python's names (int, str, bool...), TOML's for tables and arrays."""
-    return {dict: "table", list: "array"}.get(type(value), type(value).__name__)
+    toml_names: dict[type, str] = {dict: "table", list: "array"}
+    return toml_names.get(type(value), type(value).__name__)
 
 
 def _secret_like_keys(node: Any, prefix: str = "") -> list[str]:

@@ -63,7 +63,8 @@ def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
                 report.longrepr = redact(text)
     report.sections = [(title, redact(body)) for title, body in report.sections]
     if hasattr(report, "user_properties"):
-        report.user_properties = [(name, scrub(value)) for name, value in report.user_properties]
+        report.user_properties = [(name, scrub(value))  # type: ignore[union-attr]  # hasattr above
+                                  for name, value in report.user_properties]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -110,9 +111,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         writer._file = stream  # noqa: SLF001
         # With -s, tests print straight to the terminal: through the same stream, in order.
         if config.getoption("capture", "fd") == "no" and sys.stdout is stream.wrapped:
-            sys.stdout = stream  # type: ignore[assignment]
+            sys.stdout = stream
     if config.getoption("capture", "fd") == "no" and not isinstance(sys.stderr, RedactingStream):
-        sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = RedactingStream(sys.stderr)
 
 
 @pytest.hookimpl(trylast=True)

@@ -49,7 +49,7 @@ def evidence_dir(config: pytest.Config) -> Path:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+def pytest_configure_node(node) -> None:
     """xdist controller → worker: the run's identity."""
     info = node.config.stash[RUN_KEY]
     node.workerinput["mssante_run_id"] = info.run_id

@@ -171,7 +171,7 @@ def _apply(item: pytest.Item, report: pytest.TestReport, today: dt.date) -> None
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """On the process that ran the test: attach the waiver to a failed check's report.
 
     ``tryfirst`` makes this the outermost wrapper, so it runs after the reporting plugin has

@@ -495,7 +495,8 @@ class _Where:
             self.fail(full, "missing table")
         if not isinstance(parent[name], dict):
             self.fail(full, "expected a table")
-        return parent[name]
+        table: dict[str, Any] = parent[name]
+        return table
 
     def string(self, table: dict[str, Any], name: str, key: str) -> str:
         value = table.get(name)

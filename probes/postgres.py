@@ -69,7 +69,7 @@ def query_one(conn: psycopg.Connection[Any], query: str,
     endpoint = endpoint_of(conn.info.host, conn.info.port)
     try:
         with deadline(timeout_s, endpoint, "query"):
-            return conn.execute(query).fetchone()  # type: ignore[arg-type]
+            return conn.execute(query).fetchone()
     except CouldNotRun:
         conn.close()            # the query is still in progress: nothing more can be asked
         raise

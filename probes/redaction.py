@@ -120,16 +120,20 @@ def _stable_base64(raw: bytes, align: int) -> str:
     return encoded[first:end]
 
 
+# A trie node: one child per next character, "" marking the end of a token.
+_Trie = dict[str, "_Trie"]
+
+
 def _trie(tokens: set[str]) -> str:
     """One regex alternative per token, as a trie: linear in the text, not in the tokens."""
-    root: dict[str, dict] = {}
+    root: _Trie = {}
     for token in tokens:
         node = root
         for char in token:
             node = node.setdefault(char, {})
         node[""] = {}
 
-    def emit(node: dict[str, dict]) -> str:
+    def emit(node: _Trie) -> str:
         branches = [re.escape(char) + emit(child) for char, child in sorted(node.items()) if char]
         if not branches:
             return ""

@@ -345,7 +345,8 @@ def _sslyze_document(results: list[Any], started: datetime) -> dict[str, Any]:
         date_scans_started=started,
         date_scans_completed=datetime.now(UTC),
     )
-    return json.loads(document.model_dump_json())
+    decoded: dict[str, Any] = json.loads(document.model_dump_json())
+    return decoded
 
 
 # --- parsing sslyze's JSON --------------------------------------------------------------------
@@ -358,8 +359,8 @@ def from_sslyze_json(endpoint: TlsEndpoint, document: dict[str, Any], started_at
     the main one did not run. A command expected but measured by none is a command error.
     """
     server, *extra = document["server_scan_results"]
-    base = {"endpoint": endpoint, "started_at": started_at, "duration_s": duration_s,
-            "raw": document}
+    base: dict[str, Any] = {"endpoint": endpoint, "started_at": started_at,
+                            "duration_s": duration_s, "raw": document}
     if server["connectivity_status"] != "COMPLETED" or server["scan_result"] is None:
         return TlsScan(**base, error=_connectivity_error(server))
     results: dict[str, Any] = {}

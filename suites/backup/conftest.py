@@ -81,7 +81,8 @@ def scratch_postgres(backup_settings: backups.Settings) -> Iterator[dict[str, An
     backups.run_tool([backup_settings.tool("pg_ctl"), "start", "-D", str(data), "-w", "-t", "30",
                       "-l", str(root / "postgres.log"), "-o", options], timeout, user=user)
     try:
-        conninfo = {"host": str(root), "port": port, "user": "postgres", "dbname": "postgres"}
+        conninfo: dict[str, Any] = {"host": str(root), "port": port, "user": "postgres",
+                                    "dbname": "postgres"}
         with psycopg.connect(**conninfo, connect_timeout=10, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
         yield {**conninfo, "dbname": SCRATCH_DB}

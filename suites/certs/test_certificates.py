@@ -17,7 +17,7 @@ from policy.tls import TlsPolicy
 from probes import certificates
 
 
-def _params(policy: TlsPolicy, rule_id: str):  # type: ignore[no-untyped-def]
+def _params(policy: TlsPolicy, rule_id: str):
     try:
         return policy.rule(rule_id).params
     except KeyError:

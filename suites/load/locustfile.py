@@ -40,6 +40,7 @@ from plugins.profile import Profile  # noqa: E402
 from policy.api_contract import ApiContract  # noqa: E402
 from probes import smtp  # noqa: E402
 from probes.imap import ImapSession  # noqa: E402
+from probes.secret import Mailbox  # noqa: E402
 from probes.tlsctx import client_context  # noqa: E402
 
 RECENT = 10                      # how many of the newest messages the IMAP user fetches
@@ -65,7 +66,7 @@ class Target:
     profile: Profile
     messages: int
     marker: str
-    accounts: list[tuple[str, str]]
+    accounts: list[Mailbox]
     contexts: dict[str, SSLContext] = field(default_factory=dict)
     _next: Iterator[int] = field(default_factory=itertools.count)
     _sent: int = 0
@@ -109,12 +110,14 @@ def target(environment: Environment) -> Target:
         if name.endswith(".toml") and not Path(name).is_absolute():
             name = str(REPO / name)
         loaded = profiles.load(name)
-        _target.append(Target(loaded, options.mssante_messages, options.mssante_marker,
+        _target.append(Target(loaded,
+                              options.mssante_messages,  # type: ignore[union-attr]  # set by now
+                              options.mssante_marker,  # type: ignore[union-attr]  # idem
                               _accounts(loaded)))
     return _target[0]
 
 
-def _accounts(loaded: Profile) -> list[tuple[str, str]]:
+def _accounts(loaded: Profile) -> list[Mailbox]:
     """The profile's test mailboxes with their passwords (load users are test users only)."""
     accounts = loaded.mailboxes()
     if not accounts:
@@ -312,6 +315,7 @@ def _stop_after_messages(environment: Environment, **_: Any) -> None:
 
     def watch() -> None:
         runner = environment.runner
+        assert runner is not None, "test_start fires on a process with a runner"
         while finished_sessions(runner.stats) < total:
             gevent.sleep(0.2)
         runner.quit()

@@ -47,7 +47,8 @@ def cda_code(archive: bytes) -> str:
             if name.upper().startswith("IHE_XDM/") and name.upper().endswith(".XML"):
                 root = ET.fromstring(xdm.read(name))
                 if root.tag == f"{CDA_NS}ClinicalDocument":
-                    return root.find(f"{CDA_NS}code").attrib["code"]
+                    code = root.find(f"{CDA_NS}code")
+                    return code.attrib["code"]  # type: ignore[union-attr]  # CDA requires <code>
     raise ValueError("no CDA document in the XDM archive")
 
 
