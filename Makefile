@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test lab-up lab-down lab-status clean
+.PHONY: install demo test lint lab-up lab-down lab-status clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: install
 ## test: install, then run the suite's own tests (they start and break the lab themselves)
 test: install
 	$(BIN)/pytest tests
+
+## lint: ruff and mypy as pyproject.toml configures them (only the venv needed, no lab)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 lab-up: install
 	$(BIN)/python -m lab up
