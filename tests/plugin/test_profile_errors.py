@@ -121,6 +121,15 @@ CASES: dict[str, tuple[dict[str, str], Callable[[str], str] | None, str, str]] =
     "process-without-port": ({'{ port = 10379, process = "redis-server" }':
                               '{ port = 10379, process = "redis" }'}, None, "suites/pre_deploy",
                              "[[hosts]] #1: processes item 'redis-server' holds no declared port"),
+    "api-token-not-a-pointer": ({'token_pointer = "/data/token"': 'token_pointer = "data.token"'},
+                                None, "suites/post_deploy",
+                                "[api] key 'token_pointer' must be a JSON pointer"),
+    "api-health-format": ({'health_checks_format = "objects"': 'health_checks_format = "list"'},
+                          None, "suites/smoke",
+                          "[api] key 'health_checks_format' must be one of objects, strings"),
+    "source-address-name": ({"platform_env_port = 10080": 'platform_env_port = 10080\n'
+                             'source_address = "suite-host"'}, None, "suites/smoke",
+                            "[environment] key 'source_address' must be an IPv4 or IPv6 address"),
 }
 
 
