@@ -164,9 +164,9 @@ def post_alert(client: httpx.Client, labels: dict[str, str], annotations: dict[s
     """Post one alert to Alertmanager (API v2: the v1 endpoint the seed uses is gone since 0.27).
     ``ends_at``: when it resolves by itself (a test alert must not linger)."""
     alert = {"labels": labels, "annotations": annotations,
-             "startsAt": starts_at.astimezone(dt.timezone.utc).isoformat()}
+             "startsAt": starts_at.astimezone(dt.UTC).isoformat()}
     if ends_at is not None:
-        alert["endsAt"] = ends_at.astimezone(dt.timezone.utc).isoformat()
+        alert["endsAt"] = ends_at.astimezone(dt.UTC).isoformat()
     response = client.post("/api/v2/alerts", json=[alert])
     if response.status_code != 200:
         raise MonitoringApiError(f"Alertmanager refused the alert: {response.status_code} "

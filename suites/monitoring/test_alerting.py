@@ -32,7 +32,8 @@ def test_alertmanager_ready_with_configuration(alertmanager, record):
     assert response.status_code == 200, f"Alertmanager /-/ready answered {response.status_code}"
     status = alertmanager_status(alertmanager)
     record.measure("alertmanager_version", status.get("versionInfo", {}).get("version", "?"))
-    assert (status.get("config") or {}).get("original"), "Alertmanager reports no loaded configuration"
+    assert (status.get("config") or {}).get("original"), (
+        "Alertmanager reports no loaded configuration")
 
 
 @pytest.mark.service("prometheus", "alertmanager")
@@ -53,7 +54,7 @@ def test_test_alert_reaches_alertmanager(alertmanager, target, env_profile, reco
     marker = uuid.uuid4().hex
     labels = {"alertname": TEST_ALERT, "severity": "none", "mssante_check_id": marker,
               "environment": env_profile.name}
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     post_alert(alertmanager, labels,
                {"summary": "mssante-check test alert: ignore, it resolves by itself"},
                now, now + TEST_ALERT_LIFETIME)
