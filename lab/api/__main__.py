@@ -8,6 +8,7 @@ import argparse
 import logging
 import signal
 import sys
+from typing import Any
 
 import psycopg
 
@@ -39,7 +40,7 @@ def serve(settings: Settings) -> None:
 
 
 def migrate(settings: Settings) -> None:
-    params = {**settings.db, "connect_timeout": 5}
+    params: dict[str, Any] = {**settings.db, "connect_timeout": 5}
     with psycopg.connect(**params, autocommit=True) as conn:
         applied = migrations.apply_pending(conn, settings.migrations_dir)
         print(f"applied: {', '.join(applied) or 'nothing'}; schema: {migrations.current(conn)}")

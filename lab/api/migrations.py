@@ -70,7 +70,9 @@ def expected(directory: Path = MIGRATIONS_DIR) -> str | None:
 
 def current(conn: psycopg.Connection) -> str | None:
     """The latest migration recorded in the database (None on an empty database)."""
-    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+    found = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+    assert found is not None, "a SELECT without FROM returns exactly one row"
+    if found[0] is None:
         return None
     row = conn.execute("SELECT version || '_' || name FROM schema_migrations "
                        "ORDER BY version DESC LIMIT 1").fetchone()
@@ -83,7 +85,8 @@ def apply_pending(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) ->
     conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
         conn.execute(_TABLE)
-        recorded = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        recorded: dict[str, str] = dict(
+            conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
         applied = []
         for migration in migrations:
             if migration.version in recorded:

@@ -122,6 +122,7 @@ class Database:
                                    "VALUES (%s, %s, %s) RETURNING id, password_hash",
                                    (user.email, hash_password(user.password), user.role)
                                    ).fetchone()
+                assert row is not None, "INSERT ... RETURNING returns the row it inserted"
             elif not verify_password(user.password, row[1]):
                 conn.execute("UPDATE users SET password_hash = %s, role = %s WHERE id = %s",
                              (hash_password(user.password), user.role, row[0]))

@@ -352,9 +352,10 @@ def _reap(pids: list[int], grace: float) -> None:
     """Wait up to ``grace`` for pids to exit; SIGTERM the rest at once, then SIGKILL."""
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         alive = [pid for pid in pids if pid_alive(pid)]
-        for pid in alive if sig else []:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+        if sig is not None:
+            for pid in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
         deadline = time.monotonic() + grace
         while alive and time.monotonic() < deadline:
             time.sleep(0.05)
