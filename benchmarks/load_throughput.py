@@ -38,13 +38,13 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from plugins import profile as profiles  # noqa: E402
-from plugins.load import SCENARIOS, LoadSettings, free_port, profile_argument, run_locust  # noqa: E402
-from plugins.load_stats import read_stats_json, summarise  # noqa: E402
-from probes.imap import ImapSession  # noqa: E402
-from probes.smtp import MARKER_HEADER  # noqa: E402
-from probes.tlsctx import client_context  # noqa: E402
-from tests.labctl import lab_up  # noqa: E402
+from plugins import profile as profiles
+from plugins.load import SCENARIOS, LoadSettings, free_port, profile_argument, run_locust
+from plugins.load_stats import read_stats_json, summarise
+from probes.imap import ImapSession
+from probes.smtp import MARKER_HEADER
+from probes.tlsctx import client_context
+from tests.labctl import lab_up
 
 TARGET_RATIO = 0.5
 

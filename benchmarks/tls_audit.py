@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from policy.tls import evaluate, load_policy  # noqa: E402
-from probes.testssl import run_testssl  # noqa: E402
-from probes.tls_scan import TlsEndpoint, expected_commands, scan  # noqa: E402
+from policy.tls import evaluate, load_policy
+from probes.testssl import run_testssl
+from probes.tls_scan import TlsEndpoint, expected_commands, scan
 
 TESTSSL_ARGS = ("--protocols", "--cipher-per-proto", "--server-defaults", "--fs", "--vulnerable")
 

@@ -194,7 +194,7 @@ def _settings(config: pytest.Config, profile: Profile,
     try:
         cfg = backups.settings(profile)
         rows.append(("BACKUP_DIR", str(cfg.dir), cfg.dir_origin))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the report says what it could not read
         rows.append(("BACKUP_DIR", "?", str(exc)))
     for key, value in (("health_timeout_s", lifecycle.health_timeout),
                        ("version_timeout_s", lifecycle.version_timeout),

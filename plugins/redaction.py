@@ -108,7 +108,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     writer = getattr(terminal, "_tw", None)
     if writer is not None and not isinstance(getattr(writer, "_file", None), RedactingStream):
         stream = RedactingStream(writer._file)  # noqa: SLF001 - no public hook for it
-        writer._file = stream  # noqa: SLF001
+        writer._file = stream  # noqa: SLF001 - no public hook for it
         # With -s, tests print straight to the terminal: through the same stream, in order.
         if config.getoption("capture", "fd") == "no" and sys.stdout is stream.wrapped:
             sys.stdout = stream

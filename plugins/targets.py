@@ -67,7 +67,7 @@ def api_login(api_contract: ApiContract,
         token = api_contract.token(parsed)
         if token is not None:
             replace(parsed, api_contract.token_pointer, Secret(token))
-            response.json = lambda **_: parsed  # type: ignore[method-assign]
+            response.json = lambda **_: parsed  # type: ignore[method-assign]  # masked token
         return response
 
     return login

@@ -176,7 +176,7 @@ def scan_target(endpoint: Endpoint) -> TlsEndpoint:
     HTTP header check on HTTPS, and the MX's client certificate (the inter-operator port
     requires one, so a scan without it would see nothing)."""
     return TlsEndpoint(endpoint.name, endpoint.host, endpoint.port,
-                       starttls=endpoint.starttls,  # type: ignore[arg-type]
+                       starttls=endpoint.starttls,  # type: ignore[arg-type]  # checked by TlsEndpoint
                        client_cert=endpoint.client_cert, client_key=endpoint.client_key,
                        http=endpoint.mode == "https")
 

@@ -68,7 +68,10 @@ Explains = Callable[[Outcome], "str | None"]
 def enhanced_code(reply: str) -> tuple[int, int, int] | None:
     """RFC 3463 enhanced status code at the start of an SMTP reply text (``5.7.1 ...``)."""
     match = _ENHANCED.match(reply)
-    return tuple(int(g) for g in match.groups()) if match else None  # type: ignore[return-value]
+    if match is None:
+        return None
+    first, second, third = (int(g) for g in match.groups())  # the pattern has three groups
+    return first, second, third
 
 
 def recipient_error(outcome: Outcome) -> bool:

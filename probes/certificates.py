@@ -24,7 +24,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -353,7 +353,10 @@ def signature(certs: Sequence[x509.Certificate], allowed_hashes: Sequence[str]) 
     return CertCheck("signature hash", "fail" if offending else "pass", measured, offending)
 
 
-def _extension(cert: x509.Certificate, kind: type) -> object | None:
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[_Ext]) -> _Ext | None:
     try:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -379,10 +382,10 @@ def usage(leaf: x509.Certificate, purposes: Sequence[x509.ObjectIdentifier]) -> 
         offending += [f"keyUsage has {f} (a CA bit)" for f in ("key_cert_sign", "crl_sign")
                       if f in flags]
     constraints = _extension(leaf, x509.BasicConstraints)
-    if constraints is not None and constraints.ca:  # type: ignore[attr-defined]
+    if constraints is not None and constraints.ca:
         offending.append("basicConstraints says CA")
     eku = _extension(leaf, x509.ExtendedKeyUsage)
-    eku_oids = list(eku) if eku is not None else []  # type: ignore[call-overload]
+    eku_oids = list(eku) if eku is not None else []
     eku_names = [_PURPOSE_NAMES.get(o, o.dotted_string) for o in eku_oids]
     if eku is None:
         offending.append("no extendedKeyUsage extension")
@@ -401,7 +404,7 @@ def revocation(certs: Sequence[x509.Certificate]) -> CertCheck:
     judged = [c for c in certs if not _self_signed(c)]
     for cert in judged:
         points = _extension(cert, x509.CRLDistributionPoints)
-        found = [str(n.value) for p in points or [] for n in p.full_name or []  # type: ignore[attr-defined]
+        found = [str(n.value) for p in points or [] for n in p.full_name or []
                  if isinstance(n, x509.UniformResourceIdentifier)]
         if not found:
             offending.append(f"{common_name(cert.subject)}: no CRL distribution point URI")

@@ -37,7 +37,7 @@ def leaf_certificate(host: str, port: int, mode: str, context: ssl.SSLContext,
             session = smtp.connect(host, port, timeout, "handshake")
             try:
                 smtp.starttls(session, context)
-                return peer_certificate(session.sock)  # type: ignore[arg-type]
+                return peer_certificate(session.sock)  # type: ignore[arg-type]  # TLS by now
             finally:
                 session.close()
         if mode == "imap":

@@ -35,13 +35,13 @@ from locust.runners import WorkerRunner
 REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO))
 
-from plugins import profile as profiles  # noqa: E402
-from plugins.profile import Profile  # noqa: E402
-from policy.api_contract import ApiContract  # noqa: E402
-from probes import smtp  # noqa: E402
-from probes.imap import ImapSession  # noqa: E402
-from probes.secret import Mailbox  # noqa: E402
-from probes.tlsctx import client_context  # noqa: E402
+from plugins import profile as profiles
+from plugins.profile import Profile
+from policy.api_contract import ApiContract
+from probes import smtp
+from probes.imap import ImapSession
+from probes.secret import Mailbox
+from probes.tlsctx import client_context
 
 RECENT = 10                      # how many of the newest messages the IMAP user fetches
 # Steps of one SMTP session in order; a session ends with a failure at one of them or at "send".

@@ -59,7 +59,7 @@ def test_wrong_credentials_refused(imap, imap_login, judge_refusal, mailboxes):
 def test_implicit_tls_login(target, open_imap, mailboxes, record):
     section = target("imaps")
     session = open_imap(section, "implicit-tls", implicit_tls=True, patient=True)
-    record.measure("tls_version", session.client._imap.sock.version())  # noqa: SLF001
+    record.measure("tls_version", session.client._imap.sock.version())  # noqa: SLF001 - imapclient has no accessor
     session.login(*mailboxes[0])
 
 

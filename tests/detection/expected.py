@@ -143,7 +143,7 @@ def observed_toml(name: str, outcomes: Mapping[str, str]) -> str:
         tests = sorted(tests)
         return f"{key} = [\n" + "".join(f'  "{t}",\n' for t in tests) + "]\n" if tests else ""
 
-    pick = lambda *wanted: [t for t, o in outcomes.items() if o in wanted]  # noqa: E731
+    pick = lambda *wanted: [t for t, o in outcomes.items() if o in wanted]  # noqa: E731 - a one-line helper
     head = "[good]" if name == GOOD else f"[faults.{name}]"
     return (f"{head}\n" + block("fail", pick(*FAILING)) + block("error", pick("error"))
             + block("warning", pick("warning")) + block("skipped", pick("skipped")))

@@ -112,7 +112,7 @@ def test_good_has_three_year_lifetime(pki_dir: Path) -> None:
 def test_leaf_profile(pki_dir: Path, folder: tuple[str, str]) -> None:
     """SERV SSL profile: RSA 2048/SHA-256, server+client auth, not a CA, CRL DP, AIA, policy."""
     cert = leaf(*folder)
-    assert cert.public_key().key_size == 2048  # type: ignore[union-attr]
+    assert cert.public_key().key_size == 2048  # type: ignore[union-attr]  # an RSA key by construction
     assert cert.signature_hash_algorithm is not None
     assert cert.signature_hash_algorithm.name == "sha256"
     ext = cert.extensions
@@ -163,7 +163,7 @@ def test_bundles_hold_the_right_roots(pki_dir: Path) -> None:
 def test_crls_are_signed_and_empty(pki_dir: Path) -> None:
     for ca in pki.CAS:
         crl = x509.load_der_x509_crl(pki.path("crl", f"{ca}.crl").read_bytes())
-        assert crl.is_signature_valid(certs(f"{ca}.pem")[0].public_key())  # type: ignore[arg-type]
+        assert crl.is_signature_valid(certs(f"{ca}.pem")[0].public_key())  # type: ignore[arg-type]  # a CA key, which verifies CRLs
         assert len(crl) == 0
         assert crl.next_update_utc is not None and crl.next_update_utc > now()
 

@@ -137,7 +137,7 @@ def s_server(pki: Path) -> Iterator[type]:
         started.append(SServer(pki, *args))
         return started[-1]
 
-    yield start  # type: ignore[misc]
+    yield start  # type: ignore[misc]  # the fixture yields its factory
     for server in started:
         server.stop()
 
@@ -208,15 +208,15 @@ def py_server(pki: Path) -> Iterator[type]:
         servers.append(server)
         return server.server_address[1]
 
-    yield start  # type: ignore[misc]
+    yield start  # type: ignore[misc]  # the fixture yields its factory
     for server in servers:
         server.shutdown()
         server.server_close()
 
 
 def endpoint(port: int, **options: object) -> TlsEndpoint:
-    return TlsEndpoint(options.pop("name", "local"), "127.0.0.1", port,  # type: ignore[arg-type]
-                       server_name="localhost", **options)  # type: ignore[arg-type]
+    return TlsEndpoint(options.pop("name", "local"), "127.0.0.1", port,  # type: ignore[arg-type]  # the options are TlsEndpoint's keywords
+                       server_name="localhost", **options)  # type: ignore[arg-type]  # the options are TlsEndpoint's keywords
 
 
 # --- tests ---------------------------------------------------------------------------------------

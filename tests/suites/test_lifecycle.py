@@ -28,7 +28,7 @@ from plugins import backups
 from tests.labctl import run_suite
 from tests.plugin.test_cli import pytest_run
 from tests.profile_variants import PRODUCTION, lab_variant
-from tests.suites.backup_lab import lab_profile, platform_lab, served_version  # noqa: F401
+from tests.suites.backup_lab import lab_profile, platform_lab, served_version  # noqa: F401 - fixtures
 
 PHASES = ["pre_deploy", "backup", "maintenance_on", "deploy", "migrations", "wait_version",
           "wait_healthy", "smoke", "maintenance_off", "post_deploy"]

@@ -212,7 +212,7 @@ def test_whitelist_over_plain_http_refused(tmp_path):
 class _Sink:
     """Takes every recipient and every message, and keeps nothing."""
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's name
         return "250 2.0.0 taken"
 
 

@@ -47,8 +47,8 @@ def _ca(name: x509.Name, parent: Issued | None = None) -> Issued:
                                          False), True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                signer.public_key()), False)  # type: ignore[union-attr]
-            .sign(signer, hashes.SHA256()))  # type: ignore[arg-type]
+                signer.public_key()), False)  # type: ignore[union-attr]  # a key type that has a public key
+            .sign(signer, hashes.SHA256()))  # type: ignore[arg-type]  # a key type that signs
     return Issued(cert, key)
 
 
@@ -63,13 +63,13 @@ def _leaf(issuer: Issued, *, key: object | None = None, names: tuple[str, ...] =
 
     key = key or ec.generate_private_key(ec.SECP256R1())
     builder = (x509.CertificateBuilder().subject_name(_name(cn))
-               .issuer_name(issuer.cert.subject).public_key(key.public_key())  # type: ignore[union-attr]
+               .issuer_name(issuer.cert.subject).public_key(key.public_key())  # type: ignore[union-attr]  # a key type that has a public key
                .serial_number(x509.random_serial_number())
                .not_valid_before(not_before or NOW - DAY)
                .not_valid_after(not_after or NOW + 365 * DAY)
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   issuer.key.public_key()), False))  # type: ignore[attr-defined]
+                   issuer.key.public_key()), False))  # type: ignore[attr-defined]  # a key type that has a public key
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
     if sans:
@@ -84,7 +84,7 @@ def _leaf(issuer: Issued, *, key: object | None = None, names: tuple[str, ...] =
         builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
             [x509.UniformResourceIdentifier("http://crl.example.test/ca.crl")], None, None,
             None)]), False)
-    return Issued(builder.sign(issuer.key, digest), key)  # type: ignore[arg-type]
+    return Issued(builder.sign(issuer.key, digest), key)  # type: ignore[arg-type]  # a key type that signs
 
 
 @dataclass
@@ -231,11 +231,11 @@ def test_expiry_judges_intermediates_and_not_yet_valid(pki: Pki) -> None:
     soon_ca = _ca(_name("Short-lived CA"), pki.test_root)
     soon_ca.cert = (x509.CertificateBuilder().subject_name(soon_ca.cert.subject)
                     .issuer_name(pki.test_root.cert.subject)
-                    .public_key(soon_ca.key.public_key())  # type: ignore[attr-defined]
+                    .public_key(soon_ca.key.public_key())  # type: ignore[attr-defined]  # a key type that has a public key
                     .serial_number(1).not_valid_before(NOW - DAY)
                     .not_valid_after(NOW + 3 * DAY)
                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-                    .sign(pki.test_root.key, hashes.SHA256()))  # type: ignore[arg-type]
+                    .sign(pki.test_root.key, hashes.SHA256()))  # type: ignore[arg-type]  # a key type that signs
     leaf = _leaf(pki.test_ca)
     check = certificates.expiry([leaf.cert, soon_ca.cert], 7, 30)
     assert check.verdict == "fail"
@@ -339,7 +339,7 @@ def test_crl_distribution_point(pki: Pki) -> None:
 def _write_key(path: Path, key: object, mode: int = 0o600, password: bytes | None = None) -> Path:
     encryption = (serialization.BestAvailableEncryption(password) if password
                   else serialization.NoEncryption())
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,  # type: ignore[attr-defined]
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,  # type: ignore[attr-defined]  # a private key object
                                        serialization.PrivateFormat.PKCS8, encryption))
     os.chmod(path, mode)
     return path

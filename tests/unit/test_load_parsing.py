@@ -177,7 +177,7 @@ def settings(**changes: float) -> load.LoadSettings:
     values = dict(users=4, spawn_rate=10.0, run_time_s=5.0, smtp_messages=40, p95_ms=1000.0,
                   max_failure_ratio=0.01, min_rps=1.0)
     values.update(changes)
-    return load.LoadSettings(**values, origins={})  # type: ignore[arg-type]
+    return load.LoadSettings(**values, origins={})  # type: ignore[arg-type]  # test values of each field
 
 
 def test_single_process_command_is_bounded_and_headless(tmp_path):

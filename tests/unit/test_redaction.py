@@ -31,7 +31,7 @@ USER = "b@example.fr"
 @pytest.fixture(autouse=True)
 def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets registered here ("E", "Q7#z") must not mask this test session's own output."""
-    monkeypatch.setattr(redaction, "_registry", redaction._Registry())  # noqa: SLF001
+    monkeypatch.setattr(redaction, "_registry", redaction._Registry())  # noqa: SLF001 - a fresh registry
 
 
 def leaks(text: str, secret: str) -> list[str]:
