@@ -28,9 +28,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from plugins import profile as profiles
 from plugins.profile import NotConfigured, Profile, ProfileError
@@ -38,8 +39,8 @@ from plugins.redaction import redact
 from plugins.run import REPORTS_DIR
 from policy.api_contract import ApiContract
 from probes import http, smtp, vantage
-from probes.imap import ImapSession
 from probes.http import http_client
+from probes.imap import ImapSession
 from probes.monitoring import post_alert
 from probes.tlsctx import client_context
 
@@ -183,7 +184,8 @@ def alert_for(profile: Profile, failing: list[ServiceHealth], now: dt.datetime) 
         with http_client(section, profile.threshold("http_timeout_s")) as client:
             post_alert(client, labels, annotations, now)
     except Exception as exc:  # noqa: BLE001 - a failed alert is reported in the status file
-        return {"sent": False, "url": section["url"], "error": redact(f"{type(exc).__name__}: {exc}")}
+        return {"sent": False, "url": section["url"],
+                "error": redact(f"{type(exc).__name__}: {exc}")}
     return {"sent": True, "url": section["url"], "labels": labels}
 
 
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = profile.data.get("healthcheck", {})
     threshold = args.threshold or settings.get("error_threshold", DEFAULT_THRESHOLD)
     output = args.output or profile.path_of("healthcheck", "output") or DEFAULT_OUTPUT
-    now = dt.datetime.now(dt.timezone.utc).astimezone()
+    now = dt.datetime.now(dt.UTC).astimezone()
     started = time.monotonic()
     services = check_services(profile)
     document = status_document(profile, services, threshold, now)

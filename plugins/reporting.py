@@ -19,9 +19,10 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -224,7 +225,7 @@ class JunitCouldNotRun:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not is_could_not_run(report):
             return
-        from _pytest import junitxml  # noqa: PLC0415 - private module, only for this rename
+        from _pytest import junitxml
 
         xml = self.config.stash.get(junitxml.xml_key, None)
         if xml is None:

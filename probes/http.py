@@ -81,7 +81,8 @@ class BoundedClient(httpx.Client):
         transport._pool._network_backend = self._backend  # type: ignore[attr-defined]  # noqa: SLF001
         super().__init__(transport=transport, timeout=deadline_s, **kwargs)
 
-    def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+    def send(self, request: httpx.Request, *, stream: bool = False,
+             **kwargs: Any) -> httpx.Response:
         """Send and read the whole answer under one deadline (``stream`` is not offered: an
         unbounded body is exactly what this client exists to refuse)."""
         if stream:

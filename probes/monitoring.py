@@ -72,15 +72,16 @@ def scrape_targets(client: httpx.Client) -> list[ScrapeTarget]:
     targets = []
     for entry in data.get("activeTargets", []):
         labels = entry.get("labels", {})
+        discovered = entry.get("discoveredLabels", {})
         targets.append(ScrapeTarget(
             job=labels.get("job", entry.get("scrapePool", "?")),
             instance=labels.get("instance", entry.get("scrapeUrl", "?")),
             health=entry.get("health", "unknown"), last_error=entry.get("lastError", ""),
             last_scrape=entry.get("lastScrape", ""),
-            interval_s=_duration_s(entry.get("scrapeInterval", "")
-                                   or entry.get("discoveredLabels", {}).get("__scrape_interval__", "")),
-            timeout_s=_duration_s(entry.get("scrapeTimeout", "")
-                                  or entry.get("discoveredLabels", {}).get("__scrape_timeout__", ""))))
+            interval_s=_duration_s(entry.get("scrapeInterval", "") or discovered.get(
+                "__scrape_interval__", "")),
+            timeout_s=_duration_s(entry.get("scrapeTimeout", "") or discovered.get(
+                "__scrape_timeout__", ""))))
     return targets
 
 

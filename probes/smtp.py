@@ -26,10 +26,10 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Iterator
 
 from probes import vantage
 from probes.deadline import Deadline, deadline

@@ -1,7 +1,7 @@
 """Clients for the monitoring stack, bound to the profile (skipped where not configured)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -10,7 +10,8 @@ from plugins.profile import Profile
 from probes.http import http_client
 
 
-def _client(env_profile: Profile, section: str, timeouts: dict[str, float]) -> Iterator[httpx.Client]:
+def _client(env_profile: Profile, section: str,
+            timeouts: dict[str, float]) -> Iterator[httpx.Client]:
     with http_client(env_profile.section(section), timeouts["http"]) as client:
         yield client
 

@@ -18,7 +18,8 @@ def test_health_reports_dependencies_ok(api, api_contract, record):
     path = api_contract.health_path
     response = api.get(path)
     record.measure("api_health_ms", round(response.elapsed.total_seconds() * 1000, 1), "ms")
-    assert response.status_code == 200, f"{path} answered {response.status_code}: {response.text[:200]}"
+    assert response.status_code == 200, (
+        f"{path} answered {response.status_code}: {response.text[:200]}")
     health = api_contract.judge_health(_json(response, path))
     record.measure("api_health_status", repr(health.status))
     assert health.healthy, "; ".join(health.problems)
