@@ -270,7 +270,7 @@ def configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """Mark "could not run" and copy the item's properties onto the report (secrets in it
     are masked by :mod:`plugins.redaction` before any writer reads the report)."""
     outcome = yield

@@ -78,7 +78,7 @@ class BoundedClient(httpx.Client):
         transport = httpx.HTTPTransport(verify=verify, local_address=vantage.source_host())
         # httpx has no parameter for httpcore's network backend; the pool reads this attribute
         # for every new connection (httpcore 1.x), which is how the sockets reach the watchdog.
-        transport._pool._network_backend = self._backend  # type: ignore[attr-defined]  # noqa: SLF001
+        transport._pool._network_backend = self._backend  # noqa: SLF001
         super().__init__(transport=transport, timeout=deadline_s, **kwargs)
 
     def send(self, request: httpx.Request, *, stream: bool = False,

@@ -157,7 +157,8 @@ def alertmanager_status(client: httpx.Client) -> dict[str, Any]:
     response = client.get("/api/v2/status")
     if response.status_code != 200:
         raise MonitoringApiError(f"Alertmanager /api/v2/status answered {response.status_code}")
-    return response.json()
+    status: dict[str, Any] = response.json()
+    return status
 
 
 def post_alert(client: httpx.Client, labels: dict[str, str], annotations: dict[str, str],
@@ -176,11 +177,13 @@ def post_alert(client: httpx.Client, labels: dict[str, str], annotations: dict[s
 
 def alerts(client: httpx.Client, **label_filter: str) -> list[dict[str, Any]]:
     """Alerts Alertmanager holds whose labels equal ``label_filter``."""
-    params = [("filter", f'{name}="{value}"') for name, value in label_filter.items()]
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("filter", f'{name}="{value}"') for name, value in label_filter.items()]
     response = client.get("/api/v2/alerts", params=params)
     if response.status_code != 200:
         raise MonitoringApiError(f"Alertmanager /api/v2/alerts answered {response.status_code}")
-    return response.json()
+    held: list[dict[str, Any]] = response.json()
+    return held
 
 
 def grafana_health(client: httpx.Client) -> dict[str, Any]:
@@ -188,4 +191,5 @@ def grafana_health(client: httpx.Client) -> dict[str, Any]:
     response = client.get("/api/health")
     if response.status_code != 200:
         raise MonitoringApiError(f"Grafana /api/health answered {response.status_code}")
-    return response.json()
+    health: dict[str, Any] = response.json()
+    return health

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import cast
 
 from probes import vantage
 from probes.deadline import Deadline, deadline
@@ -99,7 +100,9 @@ class RecordingSMTP(smtplib.SMTP):
                 self._bound = None
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = super()._get_socket(host, port, timeout)
+        # smtplib's private connection hook (absent from typeshed): the one place every
+        # connection's socket passes through, so the deadline can watch it from creation.
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         if self._bound is not None:
             self._bound.watch(sock)
         return sock
@@ -109,7 +112,9 @@ class RecordingSMTP(smtplib.SMTP):
         with self.bounded("STARTTLS") as bound:
             if context is None:
                 context = ssl.create_default_context()
-            return super().starttls(context=watched_handshake(context, bound.watch))
+            # watched_handshake offers the one method smtplib calls on a context (wrap_socket)
+            watched = cast(ssl.SSLContext, watched_handshake(context, bound.watch))
+            return super().starttls(context=watched)
 
     def send(self, s: str | bytes) -> None:  # type: ignore[override]
         text = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
@@ -178,7 +183,7 @@ def starttls(session: smtplib.SMTP, context: ssl.SSLContext) -> dict[str, str]:
     except (OSError, EOFError) as exc:
         if not _unreachable(exc):
             raise
-        raise CouldNotRun(getattr(session, "endpoint", f"{session._host}"),  # noqa: SLF001
+        raise CouldNotRun(str(getattr(session, "endpoint", getattr(session, "_host", "?"))),
                           "STARTTLS", reason(exc)) from exc
     _note_tls(session)
     return ehlo_features(session)
@@ -279,11 +284,14 @@ def attempt(session: smtplib.SMTP, context: ssl.SSLContext | None, sender: str, 
             code, reply = session.ehlo()
             if code >= 400:
                 return Attempt(stage, code, _text(reply))
-        for stage, step in (("mail", lambda: session.mail(sender, list(mail_options))),
-                            ("rcpt", lambda: session.rcpt(recipient, list(rcpt_options)))):
-            code, reply = step()
-            if code >= 400:
-                return Attempt(stage, code, _text(reply))
+        stage = "mail"
+        code, reply = session.mail(sender, list(mail_options))
+        if code >= 400:
+            return Attempt(stage, code, _text(reply))
+        stage = "rcpt"
+        code, reply = session.rcpt(recipient, list(rcpt_options))
+        if code >= 400:
+            return Attempt(stage, code, _text(reply))
         if data is None:
             session.rset()
             return Attempt("accepted", code, _text(reply))
