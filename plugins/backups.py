@@ -67,6 +67,7 @@ from plugins.backup_manifest import BackupError, KeyMissing, hmac_key, read_boun
 from plugins.outcomes import wait_until
 from plugins.profile import NotConfigured, Profile, ProfileError
 from plugins.targets import http_client
+from probes import redis as redis_probe
 from probes.deadline import deadline
 from probes.errors import CouldNotRun
 
@@ -156,8 +157,7 @@ def pg_connect(profile: Profile, timeout: float) -> psycopg.Connection:
 def redis_client(profile: Profile, timeout: float) -> redis.Redis:
     section = profile.section("redis")
     password = section.secret("password") if "password_env" in section else None
-    return redis.Redis(host=section["host"], port=section["port"], password=password,
-                       socket_timeout=timeout, socket_connect_timeout=timeout)
+    return redis_probe.client(section["host"], section["port"], password, timeout)  # no retry
 
 
 # --- fingerprints ---------------------------------------------------------------------------------

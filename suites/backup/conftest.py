@@ -23,6 +23,7 @@ import redis
 from plugins import backups
 from plugins.outcomes import wait_until
 from plugins.profile import Profile
+from probes import redis as redis_probe
 
 SCRATCH_DB = "restore_check"
 # PostgreSQL refuses to run as root: as root, the scratch cluster runs as this user.
@@ -107,7 +108,7 @@ def scratch_redis(latest_backup: backups.Backup) -> Iterator[redis.Redis]:
         [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
          "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=2)
+    client = redis_probe.client("127.0.0.1", port, None, 5)
     try:
         started = wait_until(client.ping, timeout=30, interval=0.1)
         if not started.ok:
