@@ -70,6 +70,13 @@ class MatrixRow:
     def outcome(self) -> str:
         return requirement_outcome(self.results)
 
+    @property
+    def label(self) -> str:
+        """What an auditor reads: a requirement whose worst check could not run (unreachable,
+        blocked by a failed prerequisite) was *not measured*, which must not read as a verdict
+        on the requirement itself."""
+        return requirement_label(self.results)
+
 
 @dataclass
 class EvidenceReport:
@@ -103,6 +110,16 @@ class EvidenceReport:
 def requirement_outcome(results: list[CheckResult]) -> str:
     outcomes = {r.outcome for r in results}
     return next((name for name in RANK if name in outcomes), "skipped")
+
+
+def requirement_label(results: list[CheckResult]) -> str:
+    """The matrix cell: the outcome, except that ``error`` reads "not measured (error)", or
+    "partly measured (error)" when some of the requirement's other checks did measure it."""
+    outcome = requirement_outcome(results)
+    if outcome != "error":
+        return outcome
+    measured = any(r.outcome in ("passed", "warning", "waived") for r in results)
+    return "partly measured (error)" if measured else "not measured (error)"
 
 
 # ---- HTML ---------------------------------------------------------------------------------------
@@ -156,7 +173,7 @@ def render_html(report: EvidenceReport) -> str:
             f'<td>{_e(req.title)}<br><span class="small">{_e(req.source)}</span></td>'
             f'<td><ul class="tests">{"".join(_html_test_line(r) for r in row.results)}</ul></td>'
             f'<td>{"<br>".join(_link(p, report.present) for p in evidence) or "—"}</td>'
-            f"<td>{_badge(row.outcome)}</td></tr>")
+            f'<td><span class="badge {_e(row.outcome)}">{_e(row.label)}</span></td></tr>')
     parts.append("</tbody></table>")
 
     if report.figures:
@@ -248,7 +265,7 @@ def render_markdown(report: EvidenceReport) -> str:
         evidence = "<br>".join(_md_link(p, report.present) for p in sorted(
             {p for r in row.results for p in r.evidence})) or "—"
         lines.append(f"| {req.id} | {req.severity} | {_cell(req.title)} "
-                     f"({_cell(req.source)}) | {tests} | {evidence} | **{row.outcome}** |")
+                     f"({_cell(req.source)}) | {tests} | {evidence} | **{row.label}** |")
 
     if report.figures:
         lines += ["", "## Figures", ""] + [f"![{path}]({path})" for path in sorted(report.figures)]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.evidence_report import requirement_outcome
+from plugins.evidence_report import requirement_label, requirement_outcome
 from plugins.results import CheckResult
 from tests.plugin.test_cli import pytest_run
 from tests.tmp_suite import POLICY, TmpRun, run_tmp_suite
@@ -152,6 +152,16 @@ def test_requirement_is_as_good_as_its_worst_test():
     assert requirement_outcome(results("passed", "waived")) == "waived"
     assert requirement_outcome(results("error", "failed")) == "failed"
     assert requirement_outcome(results("skipped")) == "skipped"
+
+
+def test_requirement_whose_checks_could_not_run_is_not_measured():
+    def results(*outcomes: str) -> list[CheckResult]:
+        return [CheckResult(f"t{i}", outcome) for i, outcome in enumerate(outcomes)]
+
+    assert requirement_label(results("error", "skipped")) == "not measured (error)"
+    assert requirement_label(results("error", "passed")) == "partly measured (error)"
+    assert requirement_label(results("error", "failed")) == "failed"
+    assert requirement_label(results("passed")) == "passed"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y "
