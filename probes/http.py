@@ -78,7 +78,7 @@ class BoundedClient(httpx.Client):
         transport = httpx.HTTPTransport(verify=verify, local_address=vantage.source_host())
         # httpx has no parameter for httpcore's network backend; the pool reads this attribute
         # for every new connection (httpcore 1.x), which is how the sockets reach the watchdog.
-        transport._pool._network_backend = self._backend  # noqa: SLF001
+        transport._pool._network_backend = self._backend  # noqa: SLF001 - see above
         super().__init__(transport=transport, timeout=deadline_s, **kwargs)
 
     def send(self, request: httpx.Request, *, stream: bool = False,
@@ -118,7 +118,7 @@ class BoundedClient(httpx.Client):
                                   f"answer body over {self.max_body_bytes} bytes")
             chunks.append(chunk)
         # What httpx's own Response.read() stores: the body is then there for .text/.json().
-        response._content = b"".join(chunks)  # noqa: SLF001
+        response._content = b"".join(chunks)  # noqa: SLF001 - see above
 
 
 def _certificate_refused(exc: BaseException) -> bool:

@@ -100,7 +100,7 @@ class ImapSession:
 
     def _socket(self) -> socket.socket | None:
         client = getattr(self, "client", None)
-        return None if client is None else client._imap.sock  # noqa: SLF001
+        return None if client is None else client._imap.sock  # noqa: SLF001 - no accessor
 
     def _watch(self, sock: socket.socket) -> None:
         self._sockets.append(sock)
@@ -126,7 +126,8 @@ class ImapSession:
                         and not str(exc).startswith("socket error")):
                     raise
                 raise CouldNotRun(self.endpoint, "STARTTLS", reason(exc)) from exc
-        self.transcript.note(f"TLS established: {self.client._imap.sock.version()}")  # noqa: SLF001
+        tls = self.client._imap.sock  # noqa: SLF001 - imapclient has no accessor
+        self.transcript.note(f"TLS established: {tls.version()}")
 
     def login(self, user: str, password: str) -> None:
         with self.bounded("LOGIN"):
@@ -175,7 +176,7 @@ class ImapSession:
                 pass
         try:
             self.client.shutdown()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - closing must not mask the session's outcome
             pass
 
 
@@ -249,7 +250,7 @@ def _record_wire(session: ImapSession, client: IMAPClient, transcript: Transcrip
     """
     imap = client._imap  # noqa: SLF001 - imapclient exposes no wire hook; it patches imaplib too
     send: Callable[[bytes], None] = imap.send
-    get_line: Callable[[], bytes] = imap._get_line  # noqa: SLF001
+    get_line: Callable[[], bytes] = imap._get_line  # noqa: SLF001 - imaplib's only wire hook
     read: Callable[[int], bytes] = imap.read
     authenticating: list[str] = []          # the AUTHENTICATE command's tag while in progress
 
@@ -288,5 +289,5 @@ def _record_wire(session: ImapSession, client: IMAPClient, transcript: Transcrip
             return read(size)
 
     imap.send = recording_send
-    imap._get_line = recording_get_line  # noqa: SLF001
+    imap._get_line = recording_get_line  # noqa: SLF001 - imaplib's only wire hook
     imap.read = bounded_read

@@ -102,12 +102,12 @@ class RecordingSMTP(smtplib.SMTP):
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         # smtplib's private connection hook (absent from typeshed): the one place every
         # connection's socket passes through, so the deadline can watch it from creation.
-        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # see above
         if self._bound is not None:
             self._bound.watch(sock)
         return sock
 
-    def starttls(self, *, context: ssl.SSLContext | None = None  # type: ignore[override]
+    def starttls(self, *, context: ssl.SSLContext | None = None  # type: ignore[override]  # no keyfile/certfile
                  ) -> tuple[int, bytes]:
         with self.bounded("STARTTLS") as bound:
             if context is None:
@@ -116,7 +116,7 @@ class RecordingSMTP(smtplib.SMTP):
             watched = cast(ssl.SSLContext, watched_handshake(context, bound.watch))
             return super().starttls(context=watched)
 
-    def send(self, s: str | bytes) -> None:  # type: ignore[override]
+    def send(self, s: str | bytes) -> None:  # type: ignore[override]  # what smtplib sends
         text = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
         if text.upper().startswith("AUTH"):
             verb = " ".join(text.split()[:2])
