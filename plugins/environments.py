@@ -85,7 +85,8 @@ def configure(config: pytest.Config) -> None:
         return
     try:
         config.stash[PROFILE_KEY] = profiles.load(name)
-        _require_secrets(config, config.stash[PROFILE_KEY])
+        if not config.option.collectonly:    # listing the checks runs nothing, needs no secret
+            _require_secrets(config, config.stash[PROFILE_KEY])
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[ORIGIN_KEY] = origin

@@ -182,9 +182,20 @@ def test_commands_refuse_the_profile_the_same_way(tmp_path: Path, case: str,
 
 
 def test_secrets_of_suites_not_selected_are_not_required(tmp_path: Path) -> None:
-    """suites/tls reads no secret: an unset mailbox password does not stop it (collect only)."""
+    """suites/tls reads no secret: an unset mailbox password does not stop it (a run that
+    selects no check, so nothing touches the lab: pytest's "no tests ran", exit 5)."""
     path = _profile(tmp_path, "unset-mailbox-password")
     proc = _run("-m", "pytest", "-p", "no:cacheprovider", "suites/tls", "--env", str(path),
+                "-k", "no_check_is_named_like_this", "--reports-dir", str(tmp_path / "reports"))
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "is not set" not in proc.stdout + proc.stderr
+
+
+def test_listing_the_checks_needs_no_secret(tmp_path: Path) -> None:
+    """--collect-only runs nothing: an unset secret of a selected suite does not stop it (a
+    fresh checkout lists its checks before the lab has generated its secrets)."""
+    path = _profile(tmp_path, "unset-mailbox-password")
+    proc = _run("-m", "pytest", "-p", "no:cacheprovider", "suites/mail", "--env", str(path),
                 "--collect-only", "-q", "--reports-dir", str(tmp_path / "reports"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
