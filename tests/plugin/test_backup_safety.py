@@ -28,6 +28,7 @@ import pytest
 
 from plugins import backup_dump, backup_manifest, backups
 from plugins import profile as profiles
+from probes import redaction as redaction_registry
 from tests.profile_variants import PRODUCTION, lab_variant
 from tests.suites.backup_lab import lab_profile, platform_lab, redis_pid  # noqa: F401 - fixture
 
@@ -416,6 +417,9 @@ def test_version_lookup_reads_the_served_version(good_lab):
 
 
 def test_unit_key_rules(tmp_path, monkeypatch):
+    # A fresh registry: the keys tried here ("short") are registered for redaction, and must
+    # not mask the words of this test session's own terminal output.
+    monkeypatch.setattr(redaction_registry, "_registry", redaction_registry._Registry())  # noqa: SLF001 - a fresh registry
     path = lab_variant(tmp_path, "lab")
     monkeypatch.setenv(KEY_VAR, "short")
     with pytest.raises(backup_manifest.KeyMissing, match="shorter than 16 characters"):
