@@ -90,12 +90,18 @@ def deadline(seconds: float, endpoint: str, step: str = "exchange") -> Iterator[
     has not finished in time, within about 0.2 s of the deadline.
     """
     current = Deadline(seconds, endpoint, step)
-    if threading.current_thread() is threading.main_thread():
-        with _alarm(current):
+    guard = _alarm if threading.current_thread() is threading.main_thread() else _watchdog
+    try:
+        with guard(current):
             yield current
-    else:
-        with _watchdog(current):
-            yield current
+    except DeadlineExceeded:
+        raise
+    except Exception as exc:
+        # what a cut exchange raises (an OSError of a shut-down socket, a library's wrapper of
+        # the alarm) is the deadline, not an answer
+        if current.fired or current.expired:
+            raise current.exceeded() from exc
+        raise
 
 
 @contextmanager
@@ -122,12 +128,6 @@ def _alarm(current: Deadline) -> Iterator[None]:
                                              1e-3))
     try:
         yield
-    except DeadlineExceeded:
-        raise
-    except Exception as exc:
-        if current.fired or current.expired:
-            raise current.exceeded() from exc
-        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_handler)
@@ -151,12 +151,6 @@ def _watchdog(current: Deadline) -> Iterator[None]:
     timer.start()
     try:
         yield
-    except DeadlineExceeded:
-        raise
-    except Exception as exc:
-        if current.fired or current.expired:
-            raise current.exceeded() from exc
-        raise
     finally:
         timer.cancel()
     if current.fired:       # a shut-down socket reads as EOF: what the block saw is not an answer
